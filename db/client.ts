@@ -1,0 +1,46 @@
+// The one PostgreSQL client of the app (postgres.js), and how database errors are classified.
+import postgres from "postgres";
+
+export type Sql = postgres.Sql<Record<string, never>>;
+
+/** Opens a connection pool. int8 is read as a JS number: credit amounts stay far below 2^53. */
+export function connect(url: string, options: { max?: number } = {}): Sql {
+  return postgres(url, {
+    max: options.max ?? 10,
+    onnotice: () => {},
+    connection: { application_name: "tally" },
+    types: {
+      bigint: {
+        to: 20,
+        from: [20],
+        serialize: (value: number) => String(value),
+        parse: (value: string) => Number(value),
+      },
+    },
+  }) as unknown as Sql;
+}
+
+/** The SQLSTATE of a database error, if it is one. */
+export function sqlState(error: unknown): string | undefined {
+  if (error && typeof error === "object" && "code" in error) {
+    const code = (error as { code: unknown }).code;
+    return typeof code === "string" ? code : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * A fault that says nothing about the request: the server is unreachable, restarting, out of
+ * connections, or the transaction lost a serialization race. The request may be retried.
+ */
+export function isTransient(error: unknown): boolean {
+  const code = sqlState(error);
+  if (code === undefined) {
+    const message = error instanceof Error ? error.message : String(error);
+    return /ECONNREFUSED|ECONNRESET|CONNECT_TIMEOUT|CONNECTION_CLOSED|CONNECTION_ENDED|CONNECTION_DESTROYED|EPIPE|ETIMEDOUT|connect|socket/i
+      .test(message);
+  }
+  return code.startsWith("08") || code.startsWith("57P") || code === "53300" ||
+    code === "40001" || code === "40P01" || code.startsWith("CONNECT") ||
+    code.startsWith("CONNECTION") || code === "ECONNREFUSED" || code === "ECONNRESET";
+}

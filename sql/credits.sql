@@ -1,0 +1,348 @@
+-- Credits: grants, consumption, balance, expiry.
+--
+-- Locking discipline (every function here and in the other files keeps it):
+--   1. a user's credits.balances row is locked before any of that user's grants change;
+--   2. batches that touch many users (expiry, distribution) hold the transaction advisory lock
+--      credits.batch_lock() first, so two batches never wait on each other's rows;
+--   3. batches lock balance rows in user_id order, or update them in one statement after the
+--      grants they add are inserted (new rows, which nobody else can be waiting on).
+-- A single-user function therefore never waits on a lock that waits on it.
+
+-- The kinds a grant may have (contract section 6).
+create function credits.grant_kinds() returns text[]
+language sql immutable parallel safe
+as $$
+  select array['signup_gift', 'free_monthly', 'subscription_period', 'subscription_monthly',
+               'lifetime_monthly', 'trial', 'upgrade', 'package', 'daily_signin', 'adjustment',
+               'bonus']
+$$;
+
+-- Human text for a ledger entry that was written without a description (batches write none, to
+-- keep a million-row distribution small).
+create function credits.kind_label(p_kind text) returns text
+language sql immutable parallel safe
+as $$
+  select case p_kind
+    when 'signup_gift' then 'Sign-up gift'
+    when 'free_monthly' then 'Free plan monthly credits'
+    when 'subscription_period' then 'Subscription credits'
+    when 'subscription_monthly' then 'Yearly plan monthly credits'
+    when 'lifetime_monthly' then 'Lifetime plan monthly credits'
+    when 'trial' then 'Trial credits'
+    when 'upgrade' then 'Plan upgrade credits'
+    when 'package' then 'Credit package'
+    when 'daily_signin' then 'Daily sign-in'
+    when 'adjustment' then 'Adjustment'
+    when 'bonus' then 'Bonus'
+    when 'usage' then 'Usage'
+    when 'expiry' then 'Credits expired'
+    when 'refund' then 'Refund'
+    when 'dispute' then 'Dispute'
+    else p_kind
+  end
+$$;
+
+-- Months in UTC, whatever the session's TimeZone: timestamptz + interval would use the session's.
+create function credits.add_months_utc(p_at timestamptz, p_months integer) returns timestamptz
+language sql immutable parallel safe
+as $$
+  select ((p_at at time zone 'UTC') + make_interval(months => p_months)) at time zone 'UTC'
+$$;
+
+-- Whole months from p_from to p_to (both read in UTC); 0 when p_to is earlier.
+create function credits.months_between_utc(p_from timestamptz, p_to timestamptz) returns integer
+language sql immutable parallel safe
+as $$
+  select greatest(0, (extract(year from a) * 12 + extract(month from a))::integer)
+  from (select age(p_to at time zone 'UTC', p_from at time zone 'UTC') as a) s
+$$;
+
+-- The key of the advisory lock that batches (expiry, distribution, daily runs) hold.
+create function credits.batch_lock_key() returns bigint
+language sql immutable parallel safe
+as $$ select 7461021001::bigint $$;
+
+create function credits.raise_unknown_user(p_user_id uuid) returns void
+language plpgsql
+as $$
+begin
+  raise exception using errcode = '23503', message = format('unknown user %s', p_user_id);
+end
+$$;
+
+create function credits.raise_invalid(p_message text) returns void
+language plpgsql
+as $$
+begin
+  raise exception using errcode = '22023', message = p_message;
+end
+$$;
+
+-- credits._expire_locked(p_user_ids, p_now)
+-- Inputs: users whose credits.balances rows the caller has already locked; the clock.
+-- Effects: for every grant of those users that has unspent credits and expires_at <= p_now,
+--   sets remaining to 0 and expired_at, lowers the balance row, and appends one 'expiry' ledger
+--   entry per grant (balance_after running in expiry order).
+-- Returns: the number of grants expired. Idempotent: an expired grant has remaining = 0.
+-- Locks: none of its own; relies on the caller's balance-row locks, so it reads settled rows.
+create function credits._expire_locked(p_user_ids uuid[], p_now timestamptz) returns integer
+language plpgsql
+as $$
+declare
+  v_count integer;
+begin
+  with due as (
+    update credits.grants g
+       set remaining = 0, expired_at = p_now
+      from credits.grants d
+     where d.user_id = any (p_user_ids)
+       and d.remaining > 0 and d.expires_at <= p_now
+       and g.user_id = d.user_id and g.id = d.id
+    returning g.user_id, g.id, d.remaining as amount, d.expires_at
+  ), ordered as (
+    select user_id, id, amount,
+           sum(amount) over (partition by user_id order by expires_at, id) as running,
+           sum(amount) over (partition by user_id) as total
+      from due
+  ), per_user as (
+    select user_id, max(total) as total from ordered group by user_id
+  ), balance as (
+    update credits.balances b
+       set balance = b.balance - p.total, updated_at = now()
+      from per_user p
+     where b.user_id = p.user_id
+    returning b.user_id, b.balance
+  ), entries as (
+    insert into credits.ledger (user_id, kind, amount, balance_after, created_at, grant_id)
+    select o.user_id, 'expiry', -o.amount, b.balance + o.total - o.running, p_now, o.id
+      from ordered o join balance b using (user_id)
+     order by o.user_id, o.running
+    returning 1
+  )
+  select count(*) into v_count from entries;
+  return v_count;
+end
+$$;
+
+-- credits.balance(p_user_id, p_now)
+-- Returns the credits spendable at p_now: what remains on grants not expired at p_now, whether or
+-- not the expiry has reached the ledger yet. Reads only; takes no lock.
+-- Errors: 23503 for an unknown user.
+create function credits.balance(p_user_id uuid, p_now timestamptz default now()) returns bigint
+language plpgsql stable
+as $$
+declare
+  v_balance bigint;
+begin
+  select coalesce(sum(g.remaining), 0) into v_balance
+    from credits.grants g
+   where g.user_id = p_user_id and g.remaining > 0
+     and (g.expires_at is null or g.expires_at > p_now);
+  if v_balance = 0 and not exists (select 1 from credits.balances where user_id = p_user_id) then
+    perform credits.raise_unknown_user(p_user_id);
+  end if;
+  return v_balance;
+end
+$$;
+
+-- credits.grant_once(p_user_id, p_amount, p_kind, p_source_key, p_expires_at, p_description)
+-- Effects: adds a grant of p_amount credits of p_kind, expiring at p_expires_at (null: never),
+--   raises the balance and appends a ledger entry of kind p_kind. Before that, records the
+--   expiry of the user's grants that are already due (now()).
+-- Returns: the grant's id, and whether this call made it (false for a repeated key).
+-- Idempotency key: p_source_key, unique across all users; a repeat changes nothing.
+-- Errors: 22023 for a non-positive amount, an unknown kind or an empty key; 23503 for an unknown
+--   user; 23505 when the key belongs to another user's grant.
+-- Locks: the user's balance row.
+create function credits.grant_once(
+  p_user_id uuid,
+  p_amount bigint,
+  p_kind text,
+  p_source_key text,
+  p_expires_at timestamptz default null,
+  p_description text default null,
+  out grant_id bigint,
+  out created boolean
+)
+language plpgsql
+as $$
+declare
+  v_owner uuid;
+  v_balance bigint;
+begin
+  if p_amount is null or p_amount <= 0 then
+    perform credits.raise_invalid('amount must be a positive number of credits');
+  end if;
+  if p_kind is null or not (p_kind = any (credits.grant_kinds())) then
+    perform credits.raise_invalid(format('unknown grant kind %L', p_kind));
+  end if;
+  if p_source_key is null or p_source_key = '' then
+    perform credits.raise_invalid('a grant needs a source key');
+  end if;
+  created := false;
+
+  select g.user_id, g.id into v_owner, grant_id from credits.grants g where g.source_key = p_source_key;
+  if not found then
+    perform 1 from credits.balances where user_id = p_user_id for update;
+    if not found then
+      perform credits.raise_unknown_user(p_user_id);
+    end if;
+    perform credits._expire_locked(array[p_user_id], now());
+
+    insert into credits.grants (user_id, kind, amount, remaining, expires_at, source_key, description)
+    values (p_user_id, p_kind, p_amount, p_amount, p_expires_at, p_source_key, p_description)
+    on conflict (source_key) do nothing
+    returning id into grant_id;
+
+    if grant_id is not null then
+      update credits.balances set balance = balance + p_amount, updated_at = now()
+       where user_id = p_user_id
+      returning balance into v_balance;
+      insert into credits.ledger (user_id, kind, amount, balance_after, description, grant_id)
+      values (p_user_id, p_kind, p_amount, v_balance, p_description, grant_id);
+      created := true;
+      return;
+    end if;
+    -- Another transaction committed the same key while we waited: read what it made.
+    select g.user_id, g.id into v_owner, grant_id from credits.grants g where g.source_key = p_source_key;
+  end if;
+
+  if v_owner <> p_user_id then
+    raise exception using errcode = '23505',
+      message = format('source key %L is already used by another user', p_source_key);
+  end if;
+end
+$$;
+
+-- credits.grant(...): the contract's form of grant_once; returns only the grant's id.
+create function credits.grant(
+  p_user_id uuid,
+  p_amount bigint,
+  p_kind text,
+  p_source_key text,
+  p_expires_at timestamptz default null,
+  p_description text default null
+) returns bigint
+language sql
+as $$
+  select g.grant_id
+    from credits.grant_once(p_user_id, p_amount, p_kind, p_source_key, p_expires_at,
+                            p_description) g
+$$;
+
+-- credits.consume(p_user_id, p_amount, p_idempotency_key, p_description, p_now)
+-- Effects: records the due expiries of the user at p_now, then takes p_amount credits from the
+--   spendable grants, soonest expiry first (never-expiring last), oldest first on ties; lowers
+--   the balance; appends one 'usage' ledger entry that lists the grants drawn from.
+-- Returns: the balance after. Idempotency key: (p_user_id, p_idempotency_key); a repeat returns
+--   the first call's balance-after and changes nothing.
+-- Errors: 22023 for a non-positive amount or an empty key; 23503 for an unknown user; CR001 when
+--   the balance is short, and then nothing is recorded (the key stays unused).
+-- Locks: the user's balance row, then (by updating) the grants it draws from.
+create function credits.consume(
+  p_user_id uuid,
+  p_amount bigint,
+  p_idempotency_key text,
+  p_description text default null,
+  p_now timestamptz default now()
+) returns bigint
+language plpgsql
+as $$
+declare
+  v_balance bigint;
+  v_drawn bigint;
+  v_draws jsonb;
+begin
+  if p_amount is null or p_amount <= 0 then
+    perform credits.raise_invalid('amount must be a positive number of credits');
+  end if;
+  if p_idempotency_key is null or p_idempotency_key = '' then
+    perform credits.raise_invalid('an idempotency key is required');
+  end if;
+
+  perform 1 from credits.balances where user_id = p_user_id for update;
+  if not found then
+    perform credits.raise_unknown_user(p_user_id);
+  end if;
+
+  select l.balance_after into v_balance
+    from credits.ledger l
+   where l.user_id = p_user_id and l.kind = 'usage' and l.idempotency_key = p_idempotency_key;
+  if found then
+    return v_balance;
+  end if;
+
+  perform credits._expire_locked(array[p_user_id], p_now);
+
+  select b.balance into v_balance from credits.balances b where b.user_id = p_user_id;
+  if v_balance < p_amount then
+    raise exception using errcode = 'CR001',
+      message = format('insufficient credits: balance %s, requested %s', v_balance, p_amount);
+  end if;
+
+  with ordered as (
+    select g.id, g.remaining,
+           sum(g.remaining) over (order by g.expires_at nulls last, g.id) as running
+      from credits.grants g
+     where g.user_id = p_user_id and g.remaining > 0
+       and (g.expires_at is null or g.expires_at > p_now)
+  ), picked as (
+    select id, least(remaining, p_amount - (running - remaining)) as take, running
+      from ordered
+     where running - remaining < p_amount
+  ), drawn as (
+    update credits.grants g
+       set remaining = g.remaining - p.take
+      from picked p
+     where g.user_id = p_user_id and g.id = p.id
+    returning g.id, p.take, p.running
+  )
+  select sum(take), jsonb_agg(jsonb_build_object('grant', id, 'amount', take) order by running)
+    into v_drawn, v_draws
+    from drawn;
+
+  if v_drawn is distinct from p_amount then
+    -- The balance row and the grants disagree: refuse rather than write a wrong ledger.
+    raise exception using errcode = 'XX000',
+      message = format('credits of user %s are inconsistent: drew %s of %s', p_user_id, v_drawn, p_amount);
+  end if;
+
+  update credits.balances set balance = balance - p_amount, updated_at = now()
+   where user_id = p_user_id
+  returning balance into v_balance;
+
+  insert into credits.ledger
+    (user_id, kind, amount, balance_after, description, created_at, idempotency_key, draws)
+  values
+    (p_user_id, 'usage', -p_amount, v_balance, p_description, p_now, p_idempotency_key, v_draws);
+  return v_balance;
+end
+$$;
+
+-- credits.expire_due(p_now)
+-- Effects: for every user, records the expiry of grants due at p_now (see _expire_locked).
+-- Returns: the number of grants whose unspent credits it removed. Idempotent.
+-- Locks: the batch advisory lock, then the affected users' balance rows in user_id order.
+create function credits.expire_due(p_now timestamptz default now()) returns integer
+language plpgsql
+as $$
+declare
+  v_users uuid[];
+begin
+  perform pg_advisory_xact_lock(credits.batch_lock_key());
+  select array_agg(b.user_id) into v_users
+    from (
+      select b.user_id
+        from credits.balances b
+       where b.user_id in (
+               select g.user_id from credits.grants g
+                where g.remaining > 0 and g.expires_at <= p_now)
+       order by b.user_id
+         for update of b
+    ) b;
+  if v_users is null then
+    return 0;
+  end if;
+  return credits._expire_locked(v_users, p_now);
+end
+$$;

@@ -1,0 +1,160 @@
+-- Monthly distribution and the daily run.
+
+-- Source keys of recurring grants. Each names the period it pays for, so that granting it again,
+-- from the daily job, a webhook or a concurrent run, finds the key taken and grants nothing.
+create function credits.free_monthly_key(p_user_id uuid, p_at timestamptz) returns text
+language sql immutable parallel safe
+as $$ select 'free_monthly:' || p_user_id || ':' || to_char(p_at at time zone 'UTC', 'YYYY-MM') $$;
+
+create function credits.yearly_slot_key(p_subscription_id bigint, p_period_start timestamptz,
+                                        p_slot integer) returns text
+language sql immutable parallel safe
+as $$
+  select 'subscription_monthly:' || p_subscription_id || ':'
+         || to_char(p_period_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || ':' || p_slot
+$$;
+
+create function credits.lifetime_slot_key(p_payment_id bigint, p_slot integer) returns text
+language sql immutable parallel safe
+as $$ select 'lifetime_monthly:' || p_payment_id || ':' || p_slot $$;
+
+-- How many past lifetime slots a run may still pay out when earlier runs were missed.
+create function credits.lifetime_catch_up_slots() returns integer
+language sql immutable parallel safe
+as $$ select 12 $$;
+
+-- credits.due_monthly_grants(p_now)
+-- Returns the recurring grants that are due at p_now, whether or not already made:
+--   free_monthly      the free plan's monthlyCredits for p_now's UTC month, to every user
+--                     without a paid plan at p_now;
+--   subscription_monthly  a yearly subscription's slot k (k = 0..11, starting k months after
+--                     the period start, UTC) for every slot that has started within the paid
+--                     period;
+--   lifetime_monthly  a lifetime purchase's slot k (k months after the purchase) for the slots
+--                     that have started, the last lifetime_catch_up_slots() of them.
+-- Credits come from the plans tables; expiry is p_now + the plan's creditsExpireInDays.
+-- Reads only.
+create function credits.due_monthly_grants(p_now timestamptz)
+returns table (user_id uuid, kind text, amount bigint, expires_at timestamptz, source_key text)
+language sql stable
+as $$
+  select b.user_id, 'free_monthly', f.monthly_credits,
+         p_now + make_interval(days => f.credits_expire_days),
+         credits.free_monthly_key(b.user_id, p_now)
+    from credits.balances b
+   cross join billing.plans f
+   where f.kind = 'free' and f.active and f.monthly_credits > 0
+     and not exists (select 1 from billing.paid_plans(p_now) pp where pp.user_id = b.user_id)
+  union all
+  select s.user_id, 'subscription_monthly', pl.monthly_credits,
+         p_now + make_interval(days => pl.credits_expire_days),
+         credits.yearly_slot_key(s.id, s.current_period_start, k.slot)
+    from billing.subscriptions s
+    join billing.plans pl on pl.id = s.plan_id
+   cross join lateral generate_series(
+           0, least(11, credits.months_between_utc(s.current_period_start, p_now))) as k (slot)
+   where s.interval = 'year' and s.status in ('active', 'trialing', 'past_due')
+     and s.current_period_start <= p_now and s.current_period_end > p_now
+     and pl.monthly_credits > 0
+     and credits.add_months_utc(s.current_period_start, k.slot) <= p_now
+     and credits.add_months_utc(s.current_period_start, k.slot) < s.current_period_end
+  union all
+  select p.user_id, 'lifetime_monthly', pl.monthly_credits,
+         p_now + make_interval(days => pl.credits_expire_days),
+         credits.lifetime_slot_key(p.id, k.slot)
+    from billing.payments p
+    join billing.prices pr on pr.price_id = p.price_id
+    join billing.plans pl on pl.id = pr.plan_id
+   cross join lateral generate_series(
+           greatest(0, credits.months_between_utc(p.paid_at, p_now)
+                       - credits.lifetime_catch_up_slots() + 1),
+           credits.months_between_utc(p.paid_at, p_now)) as k (slot)
+   where p.kind = 'lifetime' and p.refunded_at is null and p.disputed_at is null
+     and p.paid_at <= p_now and pl.monthly_credits > 0
+     and credits.add_months_utc(p.paid_at, k.slot) <= p_now
+$$;
+
+-- credits.distribute_monthly(p_now)
+-- Effects: makes every grant of due_monthly_grants(p_now) that has not been made yet: inserts the
+--   grants, raises each user's balance once by their sum, and appends one ledger entry per grant.
+--   Set-based: one statement for all users.
+-- Returns: how many grants it made. Idempotency key: each grant's source key (a repeated or
+--   concurrent run finds them taken and makes nothing).
+-- Locks: the batch advisory lock, then (by the insert) the new grants, then (by one update) the
+--   balance rows of the users granted to. Expired-but-unrecorded grants of those users stay for
+--   their next grant, consumption or expire_due, as the contract allows.
+create function credits.distribute_monthly(p_now timestamptz default now()) returns integer
+language plpgsql
+as $$
+declare
+  v_count integer;
+begin
+  perform pg_advisory_xact_lock(credits.batch_lock_key());
+  with made as (
+    insert into credits.grants (user_id, kind, amount, remaining, expires_at, source_key)
+    select d.user_id, d.kind, d.amount, d.amount, d.expires_at, d.source_key
+      from credits.due_monthly_grants(p_now) d
+     order by d.user_id
+    on conflict (source_key) do nothing
+    returning user_id, id, kind, amount
+  ), ordered as (
+    select user_id, id, kind, amount,
+           sum(amount) over (partition by user_id order by id) as running,
+           sum(amount) over (partition by user_id) as total
+      from made
+  ), per_user as (
+    select user_id, max(total) as total from ordered group by user_id
+  ), balance as (
+    update credits.balances b
+       set balance = b.balance + p.total, updated_at = now()
+      from per_user p
+     where b.user_id = p.user_id
+    returning b.user_id, b.balance
+  ), entries as (
+    insert into credits.ledger (user_id, kind, amount, balance_after, created_at, grant_id)
+    select o.user_id, o.kind, o.amount, b.balance - o.total + o.running, p_now, o.id
+      from ordered o join balance b using (user_id)
+     order by o.user_id, o.id
+    returning 1
+  )
+  select count(*) into v_count from entries;
+  return v_count;
+end
+$$;
+
+-- credits.run_daily(p_now)
+-- Effects: expire_due(p_now), then distribute_monthly(p_now), in one transaction, and one row in
+--   credits.daily_runs with both counts and the duration.
+-- Idempotency: the grants' source keys (a repeated run grants nothing new; its log row shows 0).
+-- Locks: the batch advisory lock for the whole run, so runs never overlap; a second concurrent
+--   run waits, then finds nothing left to do.
+create procedure credits.run_daily(p_now timestamptz default now())
+language plpgsql
+as $$
+begin
+  perform credits.run_daily_counts(p_now, 'scheduler');
+end
+$$;
+
+-- The same as run_daily, for callers that want the counts back (the HTTP cron endpoint).
+create function credits.run_daily_counts(p_now timestamptz default now(),
+                                         p_trigger text default 'http')
+returns table (expired integer, granted integer, duration_ms integer)
+language plpgsql
+as $$
+declare
+  v_started timestamptz := clock_timestamp();
+  v_run_id bigint;
+begin
+  perform pg_advisory_xact_lock(credits.batch_lock_key());
+  insert into credits.daily_runs (run_at, trigger) values (p_now, p_trigger) returning id into v_run_id;
+  expired := credits.expire_due(p_now);
+  granted := credits.distribute_monthly(p_now);
+  duration_ms := (extract(epoch from clock_timestamp() - v_started) * 1000)::integer;
+  update credits.daily_runs
+     set finished_at = clock_timestamp(), expired = run_daily_counts.expired,
+         granted = run_daily_counts.granted, duration_ms = run_daily_counts.duration_ms
+   where id = v_run_id;
+  return next;
+end
+$$;

@@ -1,0 +1,47 @@
+// Builds the Hono application: middleware, every route module, and the one error handler.
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Sql } from "../db/client.ts";
+import { auth } from "../routes/api/auth.ts";
+import { cron } from "../routes/api/cron.ts";
+import { me } from "../routes/api/me.ts";
+import type { AppEnv } from "./app_env.ts";
+import type { Config } from "./config.ts";
+import { refuseCrossSite } from "./csrf.ts";
+import { errorBody, HttpError, toHttpError } from "./errors.ts";
+import { loadSession } from "./session.ts";
+
+const MAX_API_BODY = 1024 * 1024;
+
+export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.use(async (c, next) => {
+    c.set("sql", deps.sql);
+    c.set("config", deps.config);
+    await next();
+  });
+  app.use(
+    "/api/*",
+    bodyLimit({
+      maxSize: MAX_API_BODY,
+      onError: () => {
+        throw new HttpError(413, "payload_too_large", "the request body is larger than 1 MB");
+      },
+    }),
+  );
+  app.use(refuseCrossSite);
+  app.use(loadSession);
+
+  app.route("/api/auth", auth);
+  app.route("/api/me", me);
+  app.route("/api/cron", cron);
+
+  app.notFound((c) => c.json({ error: "not_found", message: "no such route" }, 404));
+  app.onError((error, c) => {
+    const http = toHttpError(error);
+    for (const [name, value] of Object.entries(http.headers)) c.header(name, value);
+    return c.json(errorBody(http), http.status);
+  });
+  return app;
+}

@@ -1,0 +1,67 @@
+// Errors as typed values, and the one place where they become HTTP responses.
+import { z } from "zod";
+import { isTransient, sqlState } from "../db/client.ts";
+
+export type ErrorCode =
+  | "invalid_request"
+  | "invalid_json"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "conflict"
+  | "email_taken"
+  | "insufficient_credits"
+  | "too_many_requests"
+  | "payload_too_large"
+  | "unavailable"
+  | "internal";
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: 400 | 401 | 402 | 403 | 404 | 409 | 413 | 429 | 500 | 503,
+    readonly code: ErrorCode,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export type ErrorBody = { error: ErrorCode; message: string };
+
+function describeZodError(error: z.ZodError): string {
+  const issue = error.issues[0];
+  const field = issue.path.join(".");
+  return field ? `${field}: ${issue.message}` : issue.message;
+}
+
+/** Maps anything thrown by a route to an HTTP error. Unknown errors are logged, not shown. */
+export function toHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  if (error instanceof z.ZodError) {
+    return new HttpError(400, "invalid_request", describeZodError(error));
+  }
+  const state = sqlState(error);
+  const message = error instanceof Error ? error.message : String(error);
+  switch (state) {
+    case "CR001":
+      return new HttpError(402, "insufficient_credits", message);
+    case "22023":
+      return new HttpError(400, "invalid_request", message);
+    case "23503":
+      return new HttpError(404, "not_found", message);
+    case "23505":
+      return new HttpError(409, "conflict", message);
+  }
+  if (isTransient(error)) {
+    return new HttpError(503, "unavailable", "the database is unavailable; try again shortly", {
+      "Retry-After": "5",
+    });
+  }
+  console.error("unexpected error:", error);
+  return new HttpError(500, "internal", "internal error");
+}
+
+export function errorBody(error: HttpError): ErrorBody {
+  return { error: error.code, message: error.message };
+}
