@@ -122,6 +122,17 @@ create table billing.subscriptions (
 create index subscriptions_paid_until on billing.subscriptions (current_period_end, user_id)
   where status in ('active', 'trialing', 'past_due');
 
+-- The provider's customer for a user (Stripe cus_..., Creem cust_...): set by checkout or by the
+-- first webhook that names it; read by checkout (to reuse it) and the billing portal.
+create table billing.customers (
+  user_id      uuid not null references app.users (id),
+  provider     text not null check (provider in ('stripe', 'creem')),
+  customer_ref text not null,
+  created_at   timestamptz not null default now(),
+  primary key (user_id, provider),
+  unique (provider, customer_ref)
+);
+
 -- One row per payment the provider reports (a package, a lifetime purchase, a subscription
 -- invoice). Refunds and disputes are accumulated on the row that they concern.
 create table billing.payments (
