@@ -5,7 +5,11 @@
 --   2. batches that touch many users (expiry, distribution) hold the transaction advisory lock
 --      credits.batch_lock() first, so two batches never wait on each other's rows;
 --   3. batches lock balance rows in user_id order, or update them in one statement after the
---      grants they add are inserted (new rows, which nobody else can be waiting on).
+--      grants they add are inserted;
+--   4. every grant takes the batch advisory lock in SHARED mode before the balance row: a grant
+--      may insert a source key that a running batch has inserted but not committed (a yearly
+--      slot 0 from a webhook, say), and would otherwise wait on the batch while holding the
+--      balance row the batch needs next. With it, a grant waits for a batch before locking.
 -- A single-user function therefore never waits on a lock that waits on it.
 
 -- The kinds a grant may have (contract section 6).
@@ -153,7 +157,7 @@ $$;
 -- Idempotency key: p_source_key, unique across all users; a repeat changes nothing.
 -- Errors: 22023 for a non-positive amount, an unknown kind or an empty key; 23503 for an unknown
 --   user; 23505 when the key belongs to another user's grant.
--- Locks: the user's balance row.
+-- Locks: the batch advisory lock (shared), then the user's balance row.
 create function credits.grant_once(
   p_user_id uuid,
   p_amount bigint,
@@ -183,6 +187,7 @@ begin
 
   select g.user_id, g.id into v_owner, grant_id from credits.grants g where g.source_key = p_source_key;
   if not found then
+    perform pg_advisory_xact_lock_shared(credits.batch_lock_key());
     perform 1 from credits.balances where user_id = p_user_id for update;
     if not found then
       perform credits.raise_unknown_user(p_user_id);
