@@ -3,6 +3,8 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Sql } from "../db/client.ts";
 import { auth } from "../routes/api/auth.ts";
+import { billing } from "../routes/api/billing.ts";
+import { checkout } from "../routes/api/checkout.ts";
 import { cron } from "../routes/api/cron.ts";
 import { me } from "../routes/api/me.ts";
 import type { AppEnv } from "./app_env.ts";
@@ -36,6 +38,8 @@ export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
   app.route("/api/auth", auth);
   app.route("/api/me", me);
   app.route("/api/cron", cron);
+  app.route("/api/checkout", checkout);
+  app.route("/api/billing", billing);
 
   app.notFound((c) => c.json({ error: "not_found", message: "no such route" }, 404));
   app.onError((error, c) => {

@@ -1,0 +1,49 @@
+// POST /api/billing/portal: the provider's customer portal for the signed-in user (contract
+// section 5). One SQL call picks the customer; 404 when the user has never paid.
+import { Hono } from "hono";
+import type { AppEnv } from "../../utils/app_env.ts";
+import type { Config } from "../../utils/config.ts";
+import { HttpError } from "../../utils/errors.ts";
+import { callCreem, creemClient } from "../../utils/providers/creem_client.ts";
+import { callStripe, stripeClient } from "../../utils/providers/stripe_client.ts";
+import { currentUser, requireUser } from "../../utils/session.ts";
+
+/** A row of billing.portal_customer (sql/checkout.sql). */
+type PortalCustomer = { provider: "stripe" | "creem"; customer_ref: string };
+
+export const billing = new Hono<AppEnv>();
+billing.use(requireUser);
+
+billing.post("/portal", async (c) => {
+  const [customer] = await c.var.sql<PortalCustomer[]>`
+    select provider, customer_ref from billing.portal_customer(${currentUser(c).id})`;
+  if (!customer) {
+    throw new HttpError(404, "not_found", "no billing account yet: buy a plan or a package first");
+  }
+  const url = customer.provider === "stripe"
+    ? await stripePortalUrl(c.var.config, customer.customer_ref)
+    : await creemPortalUrl(c.var.config, customer.customer_ref);
+  return c.json({ url });
+});
+
+async function stripePortalUrl(config: Config, customerRef: string): Promise<string> {
+  const stripe = stripeClient(config);
+  const session = await callStripe(
+    "billing portal session",
+    () =>
+      stripe.billingPortal.sessions.create({
+        customer: customerRef,
+        return_url: `${config.appUrl}/billing`,
+      }),
+  );
+  return session.url;
+}
+
+async function creemPortalUrl(config: Config, customerRef: string): Promise<string> {
+  const creem = creemClient(config);
+  const links = await callCreem(
+    "customer billing link",
+    () => creem.customers.generateBillingLinks({ customerId: customerRef }),
+  );
+  return links.customerPortalLink;
+}

@@ -1,0 +1,98 @@
+// POST /api/checkout {priceId}: a hosted checkout page at the price's provider (contract section
+// 5). One SQL call decides what is sold and to whom; the provider is then asked for the page.
+// Nothing here sets credits: the webhooks grant them from the plans tables by price ID.
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../../utils/app_env.ts";
+import type { Config } from "../../utils/config.ts";
+import { HttpError } from "../../utils/errors.ts";
+import { callCreem, creemClient } from "../../utils/providers/creem_client.ts";
+import { callStripe, stripeClient } from "../../utils/providers/stripe_client.ts";
+import { currentUser, requireUser } from "../../utils/session.ts";
+import { jsonBody } from "../../utils/validation.ts";
+
+export const CheckoutBody = z.object({
+  priceId: z.string().trim().min(1).max(200),
+});
+
+/** A row of billing.checkout_target (sql/checkout.sql). */
+type CheckoutTarget = {
+  price_id: string;
+  provider: "stripe" | "creem";
+  price_interval: "month" | "year" | "once";
+  plan_id: string | null;
+  package_id: string | null;
+  email: string;
+  customer_ref: string | null;
+};
+
+export const checkout = new Hono<AppEnv>();
+checkout.use(requireUser);
+
+checkout.post("/", async (c) => {
+  const body = await jsonBody(c, CheckoutBody);
+  const user = currentUser(c);
+  const [target] = await c.var.sql<CheckoutTarget[]>`
+    select * from billing.checkout_target(${user.id}, ${body.priceId})`;
+  const url = target.provider === "stripe"
+    ? await stripeCheckoutUrl(c.var.config, user.id, target)
+    : await creemCheckoutUrl(c.var.config, user.id, target);
+  return c.json({ url });
+});
+
+async function stripeCheckoutUrl(
+  config: Config,
+  userId: string,
+  target: CheckoutTarget,
+): Promise<string> {
+  const stripe = stripeClient(config);
+  // The user id travels on the session and on what outlives it (the subscription, the payment
+  // intent), so every later webhook can name the user without a lookup by email.
+  const metadata = { user_id: userId };
+  const subscription = target.price_interval !== "once";
+  const session = await callStripe("checkout session", () =>
+    stripe.checkout.sessions.create({
+      mode: subscription ? "subscription" : "payment",
+      line_items: [{ price: target.price_id, quantity: 1 }],
+      client_reference_id: userId,
+      metadata,
+      ...(subscription
+        ? { subscription_data: { metadata } }
+        : { payment_intent_data: { metadata } }),
+      ...(target.customer_ref ? { customer: target.customer_ref } : {
+        customer_email: target.email,
+        // A one-time payment makes no Stripe customer unless asked, and the billing portal
+        // needs one.
+        ...(subscription ? {} : { customer_creation: "always" as const }),
+      }),
+      success_url: `${config.appUrl}/checkout/success?session_id={CHECKOUT_SESSION_ID}`,
+      cancel_url: `${config.appUrl}/billing`,
+    }));
+  if (!session.url) {
+    throw new HttpError(503, "unavailable", "Stripe returned a checkout session without a URL");
+  }
+  return session.url;
+}
+
+async function creemCheckoutUrl(
+  config: Config,
+  userId: string,
+  target: CheckoutTarget,
+): Promise<string> {
+  const creem = creemClient(config);
+  const result = await callCreem("checkout", () =>
+    creem.checkouts.create({
+      productId: target.price_id,
+      // Unique per attempt: Creem echoes it back, and a retried click must not be a duplicate.
+      requestId: `${userId}.${crypto.randomUUID()}`,
+      units: 1,
+      // Creem takes a customer either by id or by email, never both.
+      customer: target.customer_ref ? { id: target.customer_ref } : { email: target.email },
+      successUrl: `${config.appUrl}/checkout/success`,
+      metadata: { user_id: userId },
+    }));
+  if (!result.checkoutUrl) {
+    throw new HttpError(503, "unavailable", "Creem returned a checkout without a URL");
+  }
+  return result.checkoutUrl;
+}
