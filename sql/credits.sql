@@ -53,12 +53,16 @@ as $$
   select ((p_at at time zone 'UTC') + make_interval(months => p_months)) at time zone 'UTC'
 $$;
 
--- Whole months from p_from to p_to (both read in UTC); 0 when p_to is earlier.
+-- Whole months from p_from to p_to: the largest k with add_months_utc(p_from, k) <= p_to, so the
+-- number of the latest month slot started by p_to; 0 when p_to is earlier. Not age(): age() says
+-- Jan 31 -> Feb 28 is 28 days, while slot 1 of a Jan 31 start begins on Feb 28.
 create function credits.months_between_utc(p_from timestamptz, p_to timestamptz) returns integer
 language sql immutable parallel safe
 as $$
-  select greatest(0, (extract(year from a) * 12 + extract(month from a))::integer)
-  from (select age(p_to at time zone 'UTC', p_from at time zone 'UTC') as a) s
+  select greatest(0, m - case when credits.add_months_utc(p_from, m) > p_to then 1 else 0 end)
+    from (select ((extract(year from t) - extract(year from f)) * 12
+                  + extract(month from t) - extract(month from f))::integer as m
+            from (select p_from at time zone 'UTC' as f, p_to at time zone 'UTC' as t) utc) s
 $$;
 
 -- The key of the advisory lock that batches (expiry, distribution, daily runs) hold.
