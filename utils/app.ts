@@ -7,6 +7,7 @@ import { billing } from "../routes/api/billing.ts";
 import { checkout } from "../routes/api/checkout.ts";
 import { cron } from "../routes/api/cron.ts";
 import { me } from "../routes/api/me.ts";
+import { errorPage, notFoundPage, pages } from "../routes/pages.ts";
 import type { AppEnv } from "./app_env.ts";
 import type { Config } from "./config.ts";
 import { refuseCrossSite } from "./csrf.ts";
@@ -14,6 +15,9 @@ import { errorBody, HttpError, toHttpError } from "./errors.ts";
 import { loadSession } from "./session.ts";
 
 const MAX_API_BODY = 1024 * 1024;
+
+/** JSON errors for the API; everything else is a page and gets the HTML error pages. */
+const isApi = (path: string) => path === "/api" || path.startsWith("/api/");
 
 export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -40,11 +44,17 @@ export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
   app.route("/api/cron", cron);
   app.route("/api/checkout", checkout);
   app.route("/api/billing", billing);
+  app.route("/", pages);
 
-  app.notFound((c) => c.json({ error: "not_found", message: "no such route" }, 404));
+  app.notFound((c) =>
+    isApi(c.req.path)
+      ? c.json({ error: "not_found", message: "no such route" }, 404)
+      : notFoundPage(c)
+  );
   app.onError((error, c) => {
     const http = toHttpError(error);
     for (const [name, value] of Object.entries(http.headers)) c.header(name, value);
+    if (!isApi(c.req.path)) return errorPage(c, http);
     return c.json(errorBody(http), http.status);
   });
   return app;

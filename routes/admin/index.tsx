@@ -1,0 +1,386 @@
+// /admin (only for ADMIN_EMAILS; everyone else gets 404): users with search, balance and plan; a
+// user's ledger and a credit adjustment with a required reason; the webhook inbox with failed
+// events and a replay button; the daily runs; a button to run the daily job now. Every action is
+// a plain form (works without JavaScript) that redirects back with a message.
+import { type Context, Hono } from "hono";
+import { z } from "zod";
+import { Field } from "../../components/Field.tsx";
+import { formatCredits, formatDateTime, formatSigned, kindLabel } from "../../components/format.ts";
+import type { Me, TransactionPage } from "../../components/types.ts";
+import type { AppEnv } from "../../utils/app_env.ts";
+import { HttpError } from "../../utils/errors.ts";
+import { page } from "../../utils/render.tsx";
+import { currentUser } from "../../utils/session.ts";
+import { formFields, requireAdmin, requirePageUser, viewerOf } from "../page_helpers.ts";
+
+type AdminUser = { id: string; email: string; createdAt: string; balance: number; plan: string };
+type DailyRun = {
+  id: number;
+  runAt: string;
+  trigger: string;
+  expired: number | null;
+  granted: number | null;
+  durationMs: number | null;
+  finishedAt: string | null;
+};
+export type InboxEvent = {
+  provider: string;
+  eventId: string;
+  type: string;
+  status: string;
+  error: string | null;
+  attempts: number;
+  receivedAt: string;
+};
+type AdminData = { balance: number; users: AdminUser[]; runs: DailyRun[]; inbox?: InboxEvent[] };
+type AdminUserData = { balance: number; user: Me | null; ledger: TransactionPage | null };
+
+const Uuid = z.uuid("not a user id");
+const Cursor = z.string().regex(/^[0-9]{1,18}$/).optional();
+
+const AdjustForm = z.object({
+  amount: z.coerce.number().int("a whole number of credits").refine((n) => n !== 0, {
+    message: "must not be zero",
+  }).refine((n) => Math.abs(n) <= 1_000_000_000, { message: "too large" }),
+  reason: z.string().trim().min(3, "say why (at least 3 characters)").max(500),
+  key: z.uuid(),
+});
+
+const ReplayParams = z.object({
+  provider: z.enum(["stripe", "creem"]),
+  eventId: z.string().min(1).max(300),
+});
+
+function Flash({ message }: { message: string | undefined }) {
+  return message
+    ? (
+      <p role="status" id="flash">
+        <mark>{message}</mark>
+      </p>
+    )
+    : null;
+}
+
+function UsersSection({ users, query }: { users: AdminUser[]; query: string }) {
+  return (
+    <section aria-labelledby="users-title">
+      <h2 id="users-title">Users</h2>
+      <form method="get" action="/admin" role="search">
+        <fieldset role="group">
+          <input
+            type="search"
+            name="q"
+            value={query}
+            aria-label="Search users by email"
+            placeholder="Search by email"
+          />
+          <button type="submit">Search</button>
+        </fieldset>
+      </form>
+      <div class="overflow-auto">
+        <table class="striped" id="users">
+          <thead>
+            <tr>
+              <th scope="col">Email</th>
+              <th scope="col">Plan</th>
+              <th scope="col" class="number">Balance</th>
+              <th scope="col">Signed up</th>
+            </tr>
+          </thead>
+          <tbody>
+            {users.map((user) => (
+              <tr key={user.id}>
+                <td>
+                  <a href={`/admin/users/${user.id}`}>{user.email}</a>
+                </td>
+                <td>{user.plan}</td>
+                <td class="number">{user.balance}</td>
+                <td>{formatDateTime(user.createdAt)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {users.length === 0 && <p>No user matches.</p>}
+    </section>
+  );
+}
+
+function InboxSection({ inbox }: { inbox: InboxEvent[] | undefined }) {
+  return (
+    <section aria-labelledby="inbox-title">
+      <h2 id="inbox-title">Webhook inbox: failed events</h2>
+      {inbox === undefined
+        ? <p>The webhook inbox is not available in this version.</p>
+        : inbox.length === 0
+        ? <p>No failed events.</p>
+        : (
+          <div class="overflow-auto">
+            <table class="striped" id="inbox">
+              <thead>
+                <tr>
+                  <th scope="col">Received</th>
+                  <th scope="col">Event</th>
+                  <th scope="col">Error</th>
+                  <th scope="col">Action</th>
+                </tr>
+              </thead>
+              <tbody>
+                {inbox.map((event) => (
+                  <tr key={`${event.provider}:${event.eventId}`} data-event={event.eventId}>
+                    <td>{formatDateTime(event.receivedAt)}</td>
+                    <td>
+                      {event.provider} {event.type}
+                      <br />
+                      <small>
+                        <code>{event.eventId}</code> · {event.attempts} attempt(s)
+                      </small>
+                    </td>
+                    <td>{event.error}</td>
+                    <td>
+                      <form
+                        method="post"
+                        action={`/admin/events/${event.provider}/${
+                          encodeURIComponent(event.eventId)
+                        }/replay`}
+                        class="inline"
+                      >
+                        <button type="submit" aria-label={`Replay event ${event.eventId}`}>
+                          Replay
+                        </button>
+                      </form>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+    </section>
+  );
+}
+
+function RunsSection({ runs }: { runs: DailyRun[] }) {
+  return (
+    <section aria-labelledby="runs-title">
+      <h2 id="runs-title">Daily runs</h2>
+      <form method="post" action="/admin/run-daily">
+        <button type="submit" class="secondary">Run the daily job now</button>
+      </form>
+      {runs.length === 0 ? <p>The daily job has not run yet.</p> : (
+        <div class="overflow-auto">
+          <table class="striped" id="runs">
+            <thead>
+              <tr>
+                <th scope="col">Started</th>
+                <th scope="col">By</th>
+                <th scope="col" class="number">Expired</th>
+                <th scope="col" class="number">Granted</th>
+                <th scope="col" class="number">Duration</th>
+              </tr>
+            </thead>
+            <tbody>
+              {runs.map((run) => (
+                <tr key={run.id}>
+                  <td>{formatDateTime(run.runAt)}</td>
+                  <td>{run.trigger}</td>
+                  <td class="number">{run.expired ?? "running"}</td>
+                  <td class="number">{run.granted ?? ""}</td>
+                  <td class="number">{run.durationMs === null ? "" : `${run.durationMs} ms`}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function AdjustSection(
+  { userId, errors, values }: {
+    userId: string;
+    errors: Partial<Record<"amount" | "reason", string>>;
+    values: { amount: string; reason: string };
+  },
+) {
+  return (
+    <section aria-labelledby="adjust-title">
+      <h2 id="adjust-title">Adjust credits</h2>
+      <form method="post" action={`/admin/users/${userId}/adjust`}>
+        <input type="hidden" name="key" value={crypto.randomUUID()} />
+        <Field
+          name="amount"
+          label="Credits (negative to remove)"
+          type="number"
+          value={values.amount}
+          error={errors.amount}
+          required
+        />
+        <Field
+          name="reason"
+          label="Reason (shown in the user's history)"
+          value={values.reason}
+          error={errors.reason}
+          required
+        />
+        <button type="submit">Adjust</button>
+      </form>
+    </section>
+  );
+}
+
+export const admin = new Hono<AppEnv>();
+admin.use(requirePageUser, requireAdmin);
+
+admin.get("/", async (c) => {
+  const query = (c.req.query("q") ?? "").slice(0, 200);
+  const [row] = await c.var.sql<{ page: AdminData }[]>`
+    select app.page_admin(${currentUser(c).id}, ${query}) as page`;
+  return page(c, {
+    title: "Admin",
+    viewer: viewerOf(c, row.page.balance),
+    children: (
+      <>
+        <h1>Admin</h1>
+        <Flash message={c.req.query("message")} />
+        <UsersSection users={row.page.users} query={query} />
+        <InboxSection inbox={row.page.inbox} />
+        <RunsSection runs={row.page.runs} />
+      </>
+    ),
+  });
+});
+
+async function userPage(
+  c: Context<AppEnv>,
+  options: {
+    errors?: Partial<Record<"amount" | "reason", string>>;
+    values?: { amount: string; reason: string };
+    status?: 200 | 400 | 402;
+  } = {},
+) {
+  const userId = Uuid.safeParse(c.req.param("id") ?? "");
+  if (!userId.success) throw new HttpError(404, "not_found", "no such user");
+  const cursor = Cursor.parse(c.req.query("cursor"));
+  const [row] = await c.var.sql<{ page: AdminUserData }[]>`
+    select app.page_admin_user(${currentUser(c).id}, ${userId.data}, ${cursor ?? null}) as page`;
+  const { user, ledger } = row.page;
+  if (!user || !ledger) throw new HttpError(404, "not_found", "no such user");
+  return page(c, {
+    title: `Admin: ${user.email}`,
+    viewer: viewerOf(c, row.page.balance),
+    status: options.status,
+    children: (
+      <>
+        <nav aria-label="Breadcrumb">
+          <ul>
+            <li>
+              <a href="/admin">Admin</a>
+            </li>
+            <li>{user.email}</li>
+          </ul>
+        </nav>
+        <h1>{user.email}</h1>
+        <Flash message={c.req.query("message")} />
+        <p>
+          Balance <strong id="user-balance">{formatCredits(user.balance)}</strong>; plan{" "}
+          {user.plan.id} ({user.plan.status}).
+        </p>
+        <AdjustSection
+          userId={user.id}
+          errors={options.errors ?? {}}
+          values={options.values ?? { amount: "", reason: "" }}
+        />
+        <section aria-labelledby="ledger-title">
+          <h2 id="ledger-title">Ledger</h2>
+          <div class="overflow-auto">
+            <table class="striped" id="ledger">
+              <thead>
+                <tr>
+                  <th scope="col">When</th>
+                  <th scope="col">Kind</th>
+                  <th scope="col">Description</th>
+                  <th scope="col" class="number">Credits</th>
+                  <th scope="col" class="number">Balance</th>
+                </tr>
+              </thead>
+              <tbody>
+                {ledger.items.map((item) => (
+                  <tr key={item.id} data-kind={item.kind}>
+                    <td>{formatDateTime(item.createdAt)}</td>
+                    <td>{kindLabel(item.kind)}</td>
+                    <td>{item.description}</td>
+                    <td class="number">{formatSigned(item.amount)}</td>
+                    <td class="number">{item.balanceAfter}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {ledger.nextCursor && (
+            <a href={`/admin/users/${user.id}?cursor=${ledger.nextCursor}`}>Older entries</a>
+          )}
+        </section>
+      </>
+    ),
+  });
+}
+
+admin.get("/users/:id", (c) => userPage(c));
+
+admin.post("/users/:id/adjust", async (c) => {
+  const userId = Uuid.safeParse(c.req.param("id"));
+  if (!userId.success) throw new HttpError(404, "not_found", "no such user");
+  const fields = await formFields(c);
+  const values = { amount: fields.amount ?? "", reason: fields.reason ?? "" };
+  const parsed = AdjustForm.safeParse(fields);
+  if (!parsed.success) {
+    const errors: Partial<Record<"amount" | "reason", string>> = {};
+    for (const issue of parsed.error.issues) {
+      const field = issue.path[0];
+      if (field === "amount" || field === "reason") errors[field] ??= issue.message;
+    }
+    return userPage(c, { errors, values, status: 400 });
+  }
+  try {
+    const [row] = await c.var.sql<{ balance: number }[]>`
+      select app.admin_adjust(${userId.data}, ${parsed.data.amount}, ${parsed.data.reason},
+                              ${parsed.data.key}) as balance`;
+    const message = `Adjusted by ${formatSigned(parsed.data.amount)}: the balance is now ${
+      formatCredits(Number(row.balance))
+    }.`;
+    return c.redirect(
+      `/admin/users/${userId.data}?message=${encodeURIComponent(message)}`,
+      303,
+    );
+  } catch (error) {
+    if ((error as { code?: string }).code === "CR001") {
+      return userPage(c, {
+        errors: { amount: "The user does not have that many credits to remove." },
+        values,
+        status: 402,
+      });
+    }
+    throw error;
+  }
+});
+
+admin.post("/run-daily", async (c) => {
+  const [run] = await c.var.sql<{ expired: number; granted: number; duration_ms: number }[]>`
+    select expired, granted, duration_ms from credits.run_daily_counts(now(), 'admin')`;
+  const message =
+    `Daily job done: ${run.expired} grants expired, ${run.granted} granted, in ${run.duration_ms} ms.`;
+  return c.redirect(`/admin?message=${encodeURIComponent(message)}`, 303);
+});
+
+admin.post("/events/:provider/:eventId/replay", async (c) => {
+  const params = ReplayParams.parse({
+    provider: c.req.param("provider"),
+    eventId: c.req.param("eventId"),
+  });
+  const [row] = await c.var.sql<{ result: unknown }[]>`
+    select billing.replay_event(${params.provider}, ${params.eventId}, now()) as result`;
+  const message = `Replayed ${params.eventId}: ${JSON.stringify(row.result)}`;
+  return c.redirect(`/admin?message=${encodeURIComponent(message)}`, 303);
+});

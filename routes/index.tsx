@@ -1,0 +1,148 @@
+// GET /: what Tally offers, then the pricing table from the plans file.
+import { Hono } from "hono";
+import { formatCredits, formatMoney } from "../components/format.ts";
+import type { Catalogue, CreditPackage, Plan } from "../components/types.ts";
+import type { AppEnv } from "../utils/app_env.ts";
+import { Island, page } from "../utils/render.tsx";
+import { viewerOf } from "./page_helpers.ts";
+
+function expiryNote(days: number | null): string {
+  return days ? `credits last ${days} days` : "credits never expire";
+}
+
+function buyHref(priceId: string): string {
+  return `/checkout/start?priceId=${encodeURIComponent(priceId)}&auto=1`;
+}
+
+function FreeCard({ plan, signedIn }: { plan: Plan; signedIn: boolean }) {
+  return (
+    <article class="plan" data-plan={plan.id}>
+      <header>
+        <h3>{plan.name}</h3>
+      </header>
+      <p>
+        <strong>{formatCredits(plan.monthlyCredits)}</strong> every month;{" "}
+        {expiryNote(plan.creditsExpireInDays)}.
+      </p>
+      <p class="price">Free</p>
+      <footer>
+        {signedIn
+          ? <a href="/dashboard" role="button" class="secondary">Your dashboard</a>
+          : <a href="/signup" role="button">Start free</a>}
+      </footer>
+    </article>
+  );
+}
+
+function LifetimeCard({ plan, currency }: { plan: Plan; currency: string }) {
+  const [price] = plan.prices;
+  return (
+    <article class="plan" data-plan={plan.id}>
+      <header>
+        <h3>{plan.name}</h3>
+      </header>
+      <p>
+        <strong>{formatCredits(plan.monthlyCredits)}</strong> every month, for good;{" "}
+        {expiryNote(plan.creditsExpireInDays)}.
+      </p>
+      {price && (
+        <p class="price">
+          {formatMoney(price.amount, currency)} <small>once</small>
+        </p>
+      )}
+      <footer>
+        {price && <a href={buyHref(price.priceId)} role="button">Buy {plan.name}</a>}
+      </footer>
+    </article>
+  );
+}
+
+function PackageCard({ pack, currency }: { pack: CreditPackage; currency: string }) {
+  const [price] = pack.prices;
+  return (
+    <article class="package" data-package={pack.id}>
+      <header>
+        <h3>{pack.name}</h3>
+      </header>
+      <p>
+        <strong>{formatCredits(pack.credits)}</strong>; {expiryNote(pack.expiresInDays)}.
+      </p>
+      {price && <p class="price">{formatMoney(price.amount, currency)}</p>}
+      <footer>
+        {price && <a href={buyHref(price.priceId)} role="button">Buy {pack.name}</a>}
+      </footer>
+    </article>
+  );
+}
+
+export function Pricing(
+  { catalogue, interval, signedIn }: {
+    catalogue: Catalogue;
+    interval: "month" | "year";
+    signedIn: boolean;
+  },
+) {
+  const byKind = (kind: Plan["kind"]) => catalogue.plans.filter((plan) => plan.kind === kind);
+  const subscriptions = byKind("subscription");
+  return (
+    <>
+      <section aria-labelledby="plans-title">
+        <h2 id="plans-title">Plans</h2>
+        <div class="cards">
+          {byKind("free").map((plan) => <FreeCard key={plan.id} plan={plan} signedIn={signedIn} />)}
+          {byKind("lifetime").map((plan) => (
+            <LifetimeCard key={plan.id} plan={plan} currency={catalogue.currency} />
+          ))}
+        </div>
+      </section>
+      {subscriptions.length > 0 && (
+        <section aria-labelledby="subscriptions-title">
+          <h2 id="subscriptions-title">Subscriptions</h2>
+          <Island
+            name="PricingToggle"
+            props={{
+              plans: subscriptions,
+              currency: catalogue.currency,
+              initialInterval: interval,
+            }}
+          />
+        </section>
+      )}
+      {catalogue.packages.length > 0 && (
+        <section aria-labelledby="packages-title">
+          <h2 id="packages-title">Credit packages</h2>
+          <p>Top up whenever you need to. Buying a package does not change your plan.</p>
+          <div class="cards">
+            {catalogue.packages.map((pack) => (
+              <PackageCard key={pack.id} pack={pack} currency={catalogue.currency} />
+            ))}
+          </div>
+        </section>
+      )}
+    </>
+  );
+}
+
+export const home = new Hono<AppEnv>();
+
+home.get("/", async (c) => {
+  const [row] = await c.var.sql<{ page: { balance: number | null; catalogue: Catalogue } }[]>`
+    select app.page_pricing(${c.var.user?.id ?? null}) as page`;
+  const interval = c.req.query("interval") === "year" ? "year" : "month";
+  return page(c, {
+    title: "Credits and subscriptions for your app",
+    viewer: viewerOf(c, row.page.balance),
+    children: (
+      <>
+        <hgroup>
+          <h1>Pay for what you use, with credits</h1>
+          <p>
+            Every account starts with free credits each month. Subscribe for more, buy a lifetime
+            plan, or top up with a credit package. Credits that expire soonest are spent first.
+          </p>
+        </hgroup>
+        <Pricing catalogue={row.page.catalogue} interval={interval} signedIn={!!c.var.user} />
+      </>
+    ),
+  });
+});

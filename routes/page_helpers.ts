@@ -1,0 +1,54 @@
+// What the HTML pages share: who is looking, where to send a signed-out visitor, and safe
+// redirect targets.
+import type { Context, MiddlewareHandler } from "hono";
+import type { Viewer } from "../components/Layout.tsx";
+import type { AppEnv } from "../utils/app_env.ts";
+import { HttpError } from "../utils/errors.ts";
+
+export function isAdmin(c: Context<AppEnv>): boolean {
+  const user = c.var.user;
+  return user !== undefined && c.var.config.adminEmails.has(user.email.toLowerCase());
+}
+
+export function viewerOf(c: Context<AppEnv>, balance: number | null): Viewer {
+  const user = c.var.user;
+  return user ? { email: user.email, balance, admin: isAdmin(c) } : null;
+}
+
+/** A same-site path to continue to after sign-in, or the dashboard. Never another origin. */
+export function safeNext(next: string | undefined | null): string {
+  if (!next || !next.startsWith("/") || next.startsWith("//") || next.includes("\\")) {
+    return "/dashboard";
+  }
+  return next;
+}
+
+/** Pages that need a signed-in user send a signed-out visitor to /login, and back afterwards. */
+export const requirePageUser: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (!c.var.user) {
+    const url = new URL(c.req.url);
+    return c.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`, 303);
+  }
+  await next();
+};
+
+/** The admin pages do not exist for anyone else: 404, not 403, so they reveal nothing. */
+export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (!isAdmin(c)) throw new HttpError(404, "not_found", "no such page");
+  await next();
+};
+
+/** The form fields of a urlencoded or multipart body as strings (files are ignored). */
+export async function formFields(c: Context<AppEnv>): Promise<Record<string, string>> {
+  let body: Record<string, string | File | (string | File)[]>;
+  try {
+    body = await c.req.parseBody();
+  } catch {
+    throw new HttpError(400, "invalid_request", "the form could not be read");
+  }
+  const fields: Record<string, string> = {};
+  for (const [name, value] of Object.entries(body)) {
+    if (typeof value === "string") fields[name] = value;
+  }
+  return fields;
+}

@@ -1,0 +1,22 @@
+// Every HTML page and the static assets, mounted at / by utils/app.ts.
+import { Hono } from "hono";
+import type { AppEnv } from "../utils/app_env.ts";
+import { serveStatic } from "../utils/static_files.ts";
+import { admin } from "./admin/index.tsx";
+import { authPages } from "./auth_pages.tsx";
+import { billingPages } from "./billing.tsx";
+import { checkoutPages } from "./checkout_success.tsx";
+import { dashboard } from "./dashboard.tsx";
+import { home } from "./index.tsx";
+
+export { errorPage, notFoundPage } from "./error_pages.tsx";
+
+export const pages = new Hono<AppEnv>();
+
+pages.get("/static/:name", serveStatic);
+pages.route("/", home);
+pages.route("/", authPages);
+pages.route("/", dashboard);
+pages.route("/", billingPages);
+pages.route("/", checkoutPages);
+pages.route("/admin", admin);

@@ -1,0 +1,297 @@
+-- What the web pages read (one call per page) and the admin's credit adjustment.
+-- Every page function reads only, unless its contract says otherwise.
+
+-- app.page_nav(p_user_id, p_now) -> {balance} for pages that show nothing but the navigation.
+-- A null user gives a null balance. Reads only.
+create function app.page_nav(p_user_id uuid, p_now timestamptz default now()) returns jsonb
+language sql stable
+as $$
+  select jsonb_build_object('balance',
+           case when p_user_id is not null then credits.balance(p_user_id, p_now) end)
+$$;
+
+-- app.page_pricing(p_user_id, p_now) -> {balance, catalogue} for the home page. Reads only.
+create function app.page_pricing(p_user_id uuid, p_now timestamptz default now()) returns jsonb
+language sql stable
+as $$
+  select app.page_nav(p_user_id, p_now) || jsonb_build_object('catalogue', billing.catalogue())
+$$;
+
+-- credits.usage_by_day(p_user_id, p_now, p_days)
+--   -> [{day: 'YYYY-MM-DD', used}] for the p_days UTC days ending with p_now's, oldest first,
+-- every day present (0 when nothing was used). Reads only.
+create function credits.usage_by_day(p_user_id uuid, p_now timestamptz default now(),
+                                     p_days integer default 30) returns jsonb
+language sql stable
+as $$
+  with bounds as (
+    select (p_now at time zone 'UTC')::date as today,
+           (p_now at time zone 'UTC')::date - (p_days - 1) as first_day
+  ), used as (
+    select (l.created_at at time zone 'UTC')::date as day, -sum(l.amount) as used
+      from credits.ledger l, bounds b
+     where l.user_id = p_user_id and l.kind = 'usage'
+       and l.created_at >= (b.first_day::timestamp at time zone 'UTC')
+       and l.created_at < ((b.today + 1)::timestamp at time zone 'UTC')
+     group by 1
+  )
+  select jsonb_agg(jsonb_build_object('day', to_char(d.day, 'YYYY-MM-DD'),
+                                      'used', coalesce(u.used, 0)) order by d.day)
+    from bounds b
+    cross join lateral (select b.first_day + i as day from generate_series(0, p_days - 1) i) d
+    left join used u on u.day = d.day
+$$;
+
+-- app.page_dashboard(p_user_id, p_kind, p_cursor, p_now)
+--   -> {me, credits: credits.summary, transactions: credits.transactions page (20, p_kind,
+--      p_cursor), usage: credits.usage_by_day (30 days), dailySignin: {credits, takenToday},
+--      balance}
+-- Reads only. Errors: 23503 for an unknown user.
+create function app.page_dashboard(p_user_id uuid, p_kind text default null,
+                                   p_cursor bigint default null, p_now timestamptz default now())
+returns jsonb
+language sql stable
+as $$
+  select jsonb_build_object(
+    'me', app.me(p_user_id, p_now),
+    'balance', credits.balance(p_user_id, p_now),
+    'credits', credits.summary(p_user_id, p_now),
+    'transactions', credits.transactions(p_user_id, 20, p_cursor, p_kind),
+    'usage', credits.usage_by_day(p_user_id, p_now, 30),
+    'dailySignin', jsonb_build_object(
+      'credits', coalesce((select s.daily_signin_credits from billing.settings s), 0),
+      'takenToday', exists (
+        select 1 from credits.grants g
+         where g.source_key = 'daily_signin:' || p_user_id || ':'
+                              || to_char(p_now at time zone 'UTC', 'YYYY-MM-DD'))))
+$$;
+
+-- app.page_billing(p_user_id, p_now)
+--   -> {me, balance, catalogue, subscription: the latest subscription or null,
+--      payments: the 20 latest payments, customers: providers with a customer (for the portal)}
+-- Reads only.
+create function app.page_billing(p_user_id uuid, p_now timestamptz default now()) returns jsonb
+language sql stable
+as $$
+  select jsonb_build_object(
+    'me', app.me(p_user_id, p_now),
+    'balance', credits.balance(p_user_id, p_now),
+    'catalogue', billing.catalogue(),
+    'subscription', (
+      select jsonb_build_object('provider', s.provider, 'planId', s.plan_id,
+                                'interval', s.interval, 'status', s.status,
+                                'currentPeriodEnd', app.iso(s.current_period_end),
+                                'cancelAtPeriodEnd', s.cancel_at_period_end,
+                                'canceledAt', app.iso(s.canceled_at))
+        from billing.subscriptions s
+       where s.user_id = p_user_id
+       order by s.updated_at desc, s.id desc
+       limit 1),
+    'payments', coalesce((
+      select jsonb_agg(jsonb_build_object('id', p.id, 'kind', p.kind, 'priceId', p.price_id,
+                                          'amount', p.amount, 'currency', p.currency,
+                                          'paidAt', app.iso(p.paid_at),
+                                          'refundedAmount', p.refunded_amount,
+                                          'disputed', p.disputed_at is not null)
+                       order by p.paid_at desc, p.id desc)
+        from (select * from billing.payments where user_id = p_user_id
+               order by paid_at desc, id desc limit 20) p), '[]'),
+    'customers', coalesce((
+      select jsonb_agg(c.provider order by c.provider)
+        from billing.customers c where c.user_id = p_user_id), '[]'))
+$$;
+
+-- app.page_checkout_status(p_user_id, p_since, p_now)
+--   -> {balance, arrivals: [{kind, amount, description, createdAt}]}: the credits granted to the
+-- user since p_since (the moment checkout began), newest first, for the checkout success page.
+-- Reads only.
+create function app.page_checkout_status(p_user_id uuid, p_since timestamptz,
+                                         p_now timestamptz default now()) returns jsonb
+language sql stable
+as $$
+  select jsonb_build_object(
+    'balance', credits.balance(p_user_id, p_now),
+    'arrivals', coalesce((
+      select jsonb_agg(jsonb_build_object('kind', l.kind, 'amount', l.amount,
+                                          'description',
+                                          coalesce(l.description, credits.kind_label(l.kind)),
+                                          'createdAt', app.iso(l.created_at)) order by l.id desc)
+        from credits.ledger l
+       where l.user_id = p_user_id and l.amount > 0 and l.created_at >= p_since
+         and l.kind in ('package', 'subscription_period', 'subscription_monthly',
+                        'lifetime_monthly', 'trial', 'upgrade')), '[]'))
+$$;
+
+-- app.admin_users(p_query, p_now) -> [{id, email, createdAt, balance, plan}]: at most 50 users
+-- whose email contains p_query (all when it is empty), newest first. Reads only.
+create function app.admin_users(p_query text, p_now timestamptz default now()) returns jsonb
+language sql stable
+as $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'id', u.id, 'email', u.email, 'createdAt', app.iso(u.created_at),
+           'balance', credits.balance(u.id, p_now),
+           'plan', (select p.plan_id from billing.plan_of(u.id, p_now) p))
+         order by u.created_at desc, u.id), '[]')
+    from (
+      select * from app.users
+       where coalesce(p_query, '') = ''
+          or strpos(email, lower(trim(p_query))) > 0
+       order by created_at desc, id
+       limit 50
+    ) u
+$$;
+
+-- app.admin_runs(p_limit) -> [{id, runAt, trigger, expired, granted, durationMs, finishedAt}]:
+-- the latest daily runs, newest first. Reads only.
+create function app.admin_runs(p_limit integer default 20) returns jsonb
+language sql stable
+as $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'id', r.id, 'runAt', app.iso(r.run_at), 'trigger', r.trigger, 'expired', r.expired,
+           'granted', r.granted, 'durationMs', r.duration_ms,
+           'finishedAt', app.iso(r.finished_at)) order by r.id desc), '[]')
+    from (select * from credits.daily_runs order by id desc limit p_limit) r
+$$;
+
+-- app.page_admin(p_admin_id, p_query, p_now) -> {balance, users, runs}. Reads only.
+create function app.page_admin(p_admin_id uuid, p_query text, p_now timestamptz default now())
+returns jsonb
+language sql stable
+as $$
+  select app.page_nav(p_admin_id, p_now)
+         || jsonb_build_object('users', app.admin_users(p_query, p_now),
+                               'runs', app.admin_runs(20))
+$$;
+
+-- app.page_admin_user(p_admin_id, p_user_id, p_cursor, p_now)
+--   -> {balance, user: app.me of the user (null when unknown), ledger: credits.transactions page
+--      of 50 from p_cursor}. Reads only.
+create function app.page_admin_user(p_admin_id uuid, p_user_id uuid, p_cursor bigint default null,
+                                    p_now timestamptz default now()) returns jsonb
+language sql stable
+as $$
+  select app.page_nav(p_admin_id, p_now)
+         || jsonb_build_object('user', app.me(p_user_id, p_now),
+                               'ledger', case when exists (select 1 from app.users
+                                                            where id = p_user_id)
+                                              then credits.transactions(p_user_id, 50, p_cursor)
+                                         end)
+$$;
+
+-- credits.adjust_down(p_user_id, p_amount, p_key, p_reason, p_now)
+-- Effects: records the user's due expiries at p_now, then removes p_amount credits from the
+--   spendable grants in the order consumption spends them, and appends one ledger entry of kind
+--   'adjustment' with amount -p_amount, the reason as its description, the grants drawn from,
+--   and p_key as its reference.
+-- Returns: the balance after. Idempotency key: (p_user_id, p_key); a repeat returns the first
+--   call's balance-after and changes nothing.
+-- Errors: 22023 for a non-positive amount, an empty key or reason; 23503 for an unknown user;
+--   CR001 when the balance is short (nothing is recorded: a balance never goes negative).
+-- Locks: the user's balance row, then (by updating) the grants it draws from: as consume.
+create function credits.adjust_down(p_user_id uuid, p_amount bigint, p_key text, p_reason text,
+                                    p_now timestamptz default now()) returns bigint
+language plpgsql
+as $$
+declare
+  v_balance bigint;
+  v_drawn bigint;
+  v_draws jsonb;
+begin
+  if p_amount is null or p_amount <= 0 then
+    perform credits.raise_invalid('amount must be a positive number of credits');
+  end if;
+  if coalesce(p_key, '') = '' then
+    perform credits.raise_invalid('an idempotency key is required');
+  end if;
+  if coalesce(trim(p_reason), '') = '' then
+    perform credits.raise_invalid('an adjustment needs a reason');
+  end if;
+
+  perform 1 from credits.balances where user_id = p_user_id for update;
+  if not found then
+    perform credits.raise_unknown_user(p_user_id);
+  end if;
+
+  select l.balance_after into v_balance
+    from credits.ledger l
+   where l.user_id = p_user_id and l.kind = 'adjustment' and l.reference = p_key;
+  if found then
+    return v_balance;
+  end if;
+
+  perform credits._expire_locked(array[p_user_id], p_now);
+
+  select b.balance into v_balance from credits.balances b where b.user_id = p_user_id;
+  if v_balance < p_amount then
+    raise exception using errcode = 'CR001',
+      message = format('insufficient credits: balance %s, adjustment -%s', v_balance, p_amount);
+  end if;
+
+  with ordered as (
+    select g.id, g.remaining,
+           sum(g.remaining) over (order by g.expires_at nulls last, g.id) as running
+      from credits.grants g
+     where g.user_id = p_user_id and g.remaining > 0
+       and (g.expires_at is null or g.expires_at > p_now)
+  ), picked as (
+    select id, least(remaining, p_amount - (running - remaining)) as take, running
+      from ordered
+     where running - remaining < p_amount
+  ), drawn as (
+    update credits.grants g
+       set remaining = g.remaining - p.take
+      from picked p
+     where g.user_id = p_user_id and g.id = p.id
+    returning g.id, p.take, p.running
+  )
+  select sum(take), jsonb_agg(jsonb_build_object('grant', id, 'amount', take) order by running)
+    into v_drawn, v_draws
+    from drawn;
+
+  if v_drawn is distinct from p_amount then
+    raise exception using errcode = 'XX000',
+      message = format('credits of user %s are inconsistent: drew %s of %s', p_user_id, v_drawn, p_amount);
+  end if;
+
+  update credits.balances set balance = balance - p_amount, updated_at = now()
+   where user_id = p_user_id
+  returning balance into v_balance;
+
+  insert into credits.ledger (user_id, kind, amount, balance_after, description, created_at, draws,
+                              reference)
+  values (p_user_id, 'adjustment', -p_amount, v_balance, trim(p_reason), p_now, v_draws, p_key);
+  return v_balance;
+end
+$$;
+
+-- app.admin_adjust(p_user_id, p_amount, p_reason, p_key, p_now)
+-- Effects: an admin's credit adjustment with a required reason: a positive p_amount is a
+--   credits.grant of kind 'adjustment' (source key adjustment:<p_key>, never expires), a
+--   negative one a credits.adjust_down. Either way the ledger gets one 'adjustment' entry whose
+--   description is the reason.
+-- Returns: the user's balance after. Idempotency key: p_key (the form's own key), so a form sent
+--   twice adjusts once.
+-- Errors: 22023 for a zero amount or an empty reason or key; 23503 for an unknown user; CR001
+--   when a negative adjustment exceeds the balance. Locks: as credits.grant or adjust_down.
+create function app.admin_adjust(p_user_id uuid, p_amount bigint, p_reason text, p_key text,
+                                 p_now timestamptz default now()) returns bigint
+language plpgsql
+as $$
+begin
+  if coalesce(trim(p_reason), '') = '' then
+    perform credits.raise_invalid('an adjustment needs a reason');
+  end if;
+  if coalesce(p_key, '') = '' then
+    perform credits.raise_invalid('an idempotency key is required');
+  end if;
+  if p_amount is null or p_amount = 0 then
+    perform credits.raise_invalid('the adjustment must not be zero');
+  end if;
+  if p_amount > 0 then
+    perform credits.grant(p_user_id, p_amount, 'adjustment', 'adjustment:' || p_key, null,
+                          trim(p_reason));
+    return credits.balance(p_user_id, p_now);
+  end if;
+  return credits.adjust_down(p_user_id, -p_amount, p_key, p_reason, p_now);
+end
+$$;
