@@ -2,11 +2,13 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Sql } from "../db/client.ts";
+import { admin } from "../routes/api/admin.ts";
 import { auth } from "../routes/api/auth.ts";
 import { billing } from "../routes/api/billing.ts";
 import { checkout } from "../routes/api/checkout.ts";
 import { cron } from "../routes/api/cron.ts";
 import { me } from "../routes/api/me.ts";
+import { webhooks } from "../routes/api/webhooks.ts";
 import { errorPage, notFoundPage, pages } from "../routes/pages.ts";
 import type { AppEnv } from "./app_env.ts";
 import type { Config } from "./config.ts";
@@ -44,6 +46,8 @@ export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
   app.route("/api/cron", cron);
   app.route("/api/checkout", checkout);
   app.route("/api/billing", billing);
+  app.route("/api/webhooks", webhooks);
+  app.route("/api/admin", admin);
   app.route("/", pages);
 
   app.notFound((c) =>

@@ -1,0 +1,43 @@
+// Admin-only API (ADMIN_EMAILS): the webhook inbox and the replay of a failed event. Anyone else,
+// signed in or not, gets 404, so the routes do not reveal that they exist.
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../../utils/app_env.ts";
+import { HttpError } from "../../utils/errors.ts";
+import { queryParams } from "../../utils/validation.ts";
+
+export const InboxQuery = z.object({
+  status: z.enum(["failed", "processed", "ignored", "all"]).default("failed"),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+});
+
+export const ReplayParams = z.object({
+  provider: z.enum(["stripe", "creem"]),
+  eventId: z.string().min(1).max(255),
+});
+
+export const admin = new Hono<AppEnv>();
+
+admin.use(async (c, next) => {
+  const user = c.var.user;
+  if (!user || !c.var.config.adminEmails.has(user.email.toLowerCase())) {
+    throw new HttpError(404, "not_found", "no such route");
+  }
+  await next();
+});
+
+admin.get("/webhooks", async (c) => {
+  const query = queryParams(c, InboxQuery);
+  const status = query.status === "all" ? null : query.status;
+  const [row] = await c.var.sql<{ events: unknown }[]>`
+    select billing.webhook_inbox(${status}, ${query.limit}) as events`;
+  return c.json({ events: row.events });
+});
+
+admin.post("/webhooks/:provider/:eventId/replay", async (c) => {
+  const parsed = ReplayParams.safeParse(c.req.param());
+  if (!parsed.success) throw parsed.error;
+  const [row] = await c.var.sql<{ result: string }[]>`
+    select billing.replay_event(${parsed.data.provider}, ${parsed.data.eventId}) as result`;
+  return c.json({ result: row.result });
+});

@@ -1,0 +1,136 @@
+// POST /api/webhooks/stripe and /api/webhooks/creem (contract section 5): raw body (1 MB at
+// most), signature, the provider's event turned into the neutral shape, then ONE SQL call,
+// billing.apply_event, which records and applies it in one transaction.
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { timingSafeEqual } from "node:crypto";
+import Stripe from "stripe";
+import type { AppEnv } from "../../utils/app_env.ts";
+import { HttpError } from "../../utils/errors.ts";
+import type { BillingEvent, Provider } from "../../utils/providers/billing_event.ts";
+import { normalizeCreemEvent } from "../../utils/providers/creem_events.ts";
+import { normalizeStripeEvent } from "../../utils/providers/stripe_events.ts";
+
+export const MAX_WEBHOOK_BODY = 1024 * 1024;
+const STRIPE_TOLERANCE_SECONDS = 300;
+const subtleCrypto = Stripe.createSubtleCryptoProvider();
+
+function tooLarge(): HttpError {
+  return new HttpError(413, "payload_too_large", "the request body is larger than 1 MB");
+}
+
+/** Reads the body as bytes, refusing it as soon as it is known to exceed the limit. */
+export async function readRawBody(
+  request: Request,
+  limit = MAX_WEBHOOK_BODY,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > limit) throw tooLarge();
+  if (!request.body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}
+
+function providerOff(setting: string): HttpError {
+  // 503, not 404: the provider keeps retrying until the secret is configured, so nothing is lost.
+  return new HttpError(503, "unavailable", `${setting} is not set`);
+}
+
+function badSignature(provider: Provider, detail: string): HttpError {
+  return new HttpError(400, "invalid_request", `invalid ${provider} signature: ${detail}`);
+}
+
+function notJson(): HttpError {
+  return new HttpError(400, "invalid_json", "the request body is not valid JSON");
+}
+
+async function applyEvent(
+  c: Context<AppEnv>,
+  provider: Provider,
+  eventId: string,
+  type: string,
+  event: BillingEvent,
+) {
+  const [row] = await c.var.sql<{ result: string }[]>`
+    select billing.apply_event(${provider}, ${eventId}, ${type}, ${
+    JSON.stringify(event)
+  }::text::jsonb)
+      as result`;
+  return c.json({ received: true, result: row.result });
+}
+
+export const webhooks = new Hono<AppEnv>();
+
+webhooks.post("/stripe", async (c) => {
+  const secret = c.var.config.stripeWebhookSecret;
+  if (!secret) throw providerOff("STRIPE_WEBHOOK_SECRET");
+  const signature = c.req.header("stripe-signature");
+  if (!signature) throw badSignature("stripe", "the Stripe-Signature header is missing");
+  const body = new TextDecoder().decode(await readRawBody(c.req.raw));
+  let verified: unknown;
+  try {
+    verified = await Stripe.webhooks.constructEventAsync(
+      body,
+      signature,
+      secret,
+      STRIPE_TOLERANCE_SECONDS,
+      subtleCrypto,
+    );
+  } catch (error) {
+    if (error instanceof SyntaxError) throw notJson();
+    throw badSignature("stripe", error instanceof Error ? error.message.split(".")[0] : "refused");
+  }
+  const { envelope, event } = normalizeStripeEvent(verified);
+  return await applyEvent(c, "stripe", envelope.id, envelope.type, event);
+});
+
+async function creemSignatureMatches(body: Uint8Array<ArrayBuffer>, given: string, secret: string) {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const expected = new Uint8Array(await crypto.subtle.sign("HMAC", key, body));
+  if (!/^[0-9a-fA-F]{64}$/.test(given)) return false;
+  const presented = new Uint8Array(given.match(/../g)!.map((pair) => parseInt(pair, 16)));
+  return timingSafeEqual(expected, presented);
+}
+
+webhooks.post("/creem", async (c) => {
+  const secret = c.var.config.creemWebhookSecret;
+  if (!secret) throw providerOff("CREEM_WEBHOOK_SECRET");
+  const signature = c.req.header("creem-signature");
+  if (!signature) throw badSignature("creem", "the creem-signature header is missing");
+  const body = await readRawBody(c.req.raw);
+  if (!await creemSignatureMatches(body, signature.trim(), secret)) {
+    throw badSignature("creem", "no match for the body");
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(body));
+  } catch {
+    throw notJson();
+  }
+  const { envelope, event } = normalizeCreemEvent(parsed);
+  return await applyEvent(c, "creem", envelope.id, envelope.eventType, event);
+});

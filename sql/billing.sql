@@ -1,0 +1,740 @@
+-- Billing: provider webhooks applied in one transaction each (contract sections 4 and 5).
+--
+-- The web layer turns a Stripe or Creem event into one provider-neutral JSON shape
+-- (utils/providers/billing_event.ts) and calls billing.apply_event once. Every credit a payment
+-- is worth comes from the catalogue tables by price ID; nothing in an event's metadata or amounts
+-- decides credits (amounts only decide the refunded share).
+--
+-- Event kinds (p_event ->> 'kind'):
+--   checkout_paid         a one-time price paid: a credit package or a lifetime purchase
+--   checkout_linked       a checkout that tells whose customer / subscription it is (no payment)
+--   period_paid           a subscription invoice paid: the period's credits
+--   subscription_changed  Tally's copy of a subscription's plan, status and period
+--   refund, dispute       credits of a payment's grants taken back
+--   ignored               recorded, nothing else
+-- customer = {userId, customerRef, email}: the user is found by userId (Tally's checkout sets
+-- it), else the provider's customer ID, else the subscription's recorded owner, else the email.
+--
+-- Locks, in this order (with sql/credits.sql's discipline after them):
+--   1. the inbox row of the event (its unique key: a concurrent duplicate waits here);
+--   2. transaction advisory locks on the event's references, sorted (billing._lock_refs): events
+--      about one customer, subscription or payment apply one after another, so a payment and the
+--      checkout that names its user never miss each other;
+--   3. then, through credits.grant_once / billing._claw_back, the batch lock (shared) and the
+--      user's balance row, then grants.
+
+-- A business failure: the event is kept as 'failed' with this message.
+create function billing.raise_failure(p_message text) returns void
+language plpgsql
+as $$
+begin
+  raise exception using errcode = 'BL001', message = p_message;
+end
+$$;
+
+create function billing.iso_utc(p_at timestamptz) returns text
+language sql immutable parallel safe
+as $$ select to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') $$;
+
+-- Source keys of the grants payments make. Month slots use credits.yearly_slot_key and
+-- credits.lifetime_slot_key, which the daily job uses too, so slot 0 happens once.
+create function billing.package_key(p_payment_id bigint) returns text
+language sql immutable parallel safe
+as $$ select 'package:' || p_payment_id $$;
+
+create function billing.period_key(p_subscription_id bigint, p_period_start timestamptz)
+returns text
+language sql immutable parallel safe
+as $$ select 'subscription_period:' || p_subscription_id || ':' || billing.iso_utc(p_period_start) $$;
+
+create function billing.trial_key(p_subscription_id bigint) returns text
+language sql immutable parallel safe
+as $$ select 'trial:' || p_subscription_id $$;
+
+create function billing.upgrade_key(p_subscription_id bigint, p_period_start timestamptz,
+                                    p_plan_id text) returns text
+language sql immutable parallel safe
+as $$
+  select 'upgrade:' || p_subscription_id || ':' || billing.iso_utc(p_period_start) || ':' || p_plan_id
+$$;
+
+-- billing._event_refs(p_event)
+-- Returns the references an event names, as 'customer:…', 'subscription:…', 'payment:…'.
+create function billing._event_refs(p_event jsonb) returns text[]
+language sql immutable parallel safe
+as $$
+  select coalesce(array_agg(distinct r order by r), '{}')
+    from (
+      select 'customer:' || (p_event #>> '{customer,customerRef}') as r
+      union all
+      select 'subscription:' || (p_event ->> 'subscriptionRef')
+      union all
+      select 'payment:' || x
+        from jsonb_array_elements_text(coalesce(p_event -> 'paymentRefs', '[]')) x
+    ) refs
+   where r is not null
+$$;
+
+-- billing._lock_refs(p_provider, p_refs)
+-- Takes a transaction advisory lock per reference, in sorted order (no deadlock among events).
+create function billing._lock_refs(p_provider text, p_refs text[]) returns void
+language sql
+as $$
+  select count(pg_advisory_xact_lock(k))::integer * 0
+    from (select distinct hashtextextended(p_provider || ':' || r, 7461021003) as k
+            from unnest(p_refs) r
+           order by 1) keys
+$$;
+
+-- billing._find_user(p_provider, p_customer, p_subscription_ref)
+-- Returns the user an event is about, or null: the recorded owner of the subscription, else
+-- customer.userId when it names a user, else the provider's customer ID, else the email.
+-- Reads only.
+create function billing._find_user(p_provider text, p_customer jsonb, p_subscription_ref text)
+returns uuid
+language plpgsql stable
+as $$
+declare
+  v_user uuid;
+  v_claimed text := p_customer ->> 'userId';
+begin
+  if p_subscription_ref is not null then
+    select s.user_id into v_user from billing.subscriptions s
+     where s.provider = p_provider and s.provider_ref = p_subscription_ref;
+    if found then
+      return v_user;
+    end if;
+  end if;
+  if v_claimed ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+    select u.id into v_user from app.users u where u.id = v_claimed::uuid;
+    if found then
+      return v_user;
+    end if;
+  end if;
+  if p_customer ->> 'customerRef' is not null then
+    select c.user_id into v_user from billing.customers c
+     where c.provider = p_provider and c.customer_ref = p_customer ->> 'customerRef';
+    if found then
+      return v_user;
+    end if;
+  end if;
+  if p_customer ->> 'email' is not null then
+    select u.id into v_user from app.users u where u.email = lower(trim(p_customer ->> 'email'));
+  end if;
+  return v_user;
+end
+$$;
+
+-- billing._user_of(p_provider, p_customer, p_subscription_ref)
+-- Effects: finds the user (see _find_user) and records the customer ID for that user when it is
+--   new (a user keeps the first customer ID per provider; an ID already owned stays with its
+--   owner).
+-- Errors: BL001 when no user matches.
+create function billing._user_of(p_provider text, p_customer jsonb, p_subscription_ref text)
+returns uuid
+language plpgsql
+as $$
+declare
+  v_user uuid := billing._find_user(p_provider, p_customer, p_subscription_ref);
+begin
+  if v_user is null then
+    perform billing.raise_failure(format(
+      'no matching user (user_id %s, customer %s, email %s)',
+      coalesce(p_customer ->> 'userId', '-'), coalesce(p_customer ->> 'customerRef', '-'),
+      coalesce(p_customer ->> 'email', '-')));
+  end if;
+  if p_customer ->> 'customerRef' is not null then
+    insert into billing.customers (user_id, provider, customer_ref)
+    values (v_user, p_provider, p_customer ->> 'customerRef')
+    on conflict do nothing;
+  end if;
+  return v_user;
+end
+$$;
+
+-- billing._price(p_provider, p_price_id)
+-- Returns the price with what it sells: plan (kind, monthly and trial credits, expiry days) or
+-- package (credits, expiry days). Retired prices still count: a renewal may be on one.
+-- Errors: BL001 for a price the plans file never had, or one of another provider.
+create function billing._price(p_provider text, p_price_id text,
+                               out price_id text, out price_interval text, out plan_id text,
+                               out plan_kind text, out monthly_credits bigint,
+                               out trial_credits bigint, out plan_expire_days integer,
+                               out package_id text, out package_credits bigint,
+                               out package_expire_days integer)
+language plpgsql stable
+as $$
+begin
+  select pr.price_id, pr.interval, pl.id, pl.kind, pl.monthly_credits, pl.trial_credits,
+         pl.credits_expire_days, pk.id, pk.credits, pk.expires_days
+    into price_id, price_interval, plan_id, plan_kind, monthly_credits, trial_credits,
+         plan_expire_days, package_id, package_credits, package_expire_days
+    from billing.prices pr
+    left join billing.plans pl on pl.id = pr.plan_id
+    left join billing.packages pk on pk.id = pr.package_id
+   where pr.price_id = p_price_id and pr.provider = p_provider;
+  if not found then
+    perform billing.raise_failure(format('unknown %s price %L (not in the plans file)',
+                                         p_provider, p_price_id));
+  end if;
+end
+$$;
+
+create function billing._expiry(p_now timestamptz, p_days integer) returns timestamptz
+language sql immutable parallel safe
+as $$ select case when p_days is null then null else p_now + make_interval(days => p_days) end $$;
+
+-- billing._record_payment(...)
+-- Effects: records a payment once: finds it by any of its references, else inserts it; then
+--   records all of p_refs as references of it.
+-- Returns the payment's id. Idempotency key: (provider, any reference).
+create function billing._record_payment(p_provider text, p_user_id uuid, p_event jsonb,
+                                        p_price_id text, p_kind text, p_subscription_id bigint,
+                                        p_period_start timestamptz)
+returns bigint
+language plpgsql
+as $$
+declare
+  v_payment_id bigint;
+  v_refs text[] := array(select jsonb_array_elements_text(p_event -> 'paymentRefs'));
+begin
+  select r.payment_id into v_payment_id from billing.payment_refs r
+   where r.provider = p_provider and r.ref = any (v_refs)
+   limit 1;
+  if v_payment_id is null then
+    insert into billing.payments (user_id, provider, provider_ref, price_id, kind,
+                                  subscription_id, amount, currency, paid_at, period_start)
+    values (p_user_id, p_provider, p_event ->> 'paymentRef', p_price_id, p_kind, p_subscription_id,
+            greatest(0, coalesce((p_event ->> 'amount')::bigint, 0)),
+            lower(coalesce(p_event ->> 'currency', (select currency from billing.settings))),
+            coalesce((p_event ->> 'paidAt')::timestamptz, now()), p_period_start)
+    on conflict (provider, provider_ref) do nothing
+    returning id into v_payment_id;
+    if v_payment_id is null then
+      select p.id into v_payment_id from billing.payments p
+       where p.provider = p_provider and p.provider_ref = p_event ->> 'paymentRef';
+    end if;
+  end if;
+  insert into billing.payment_refs (provider, ref, user_id, payment_id)
+  select p_provider, r, p.user_id, p.id
+    from unnest(v_refs || (p_event ->> 'paymentRef')) r
+    join billing.payments p on p.id = v_payment_id and p.provider = p_provider
+  on conflict do nothing;
+  return v_payment_id;
+end
+$$;
+
+-- checkout_paid: a package's credits, or a lifetime purchase's slot 0, once per payment.
+create function billing._apply_checkout_paid(p_provider text, p_event jsonb, p_now timestamptz)
+returns uuid
+language plpgsql
+as $$
+declare
+  v_user uuid := billing._user_of(p_provider, p_event -> 'customer', null);
+  v_price record;
+  v_payment_id bigint;
+begin
+  select * into v_price from billing._price(p_provider, p_event ->> 'priceId');
+  if v_price.price_interval <> 'once' then
+    -- A checkout that started a subscription: its invoice brings the credits.
+    return v_user;
+  end if;
+  if v_price.package_id is not null then
+    v_payment_id := billing._record_payment(p_provider, v_user, p_event, v_price.price_id,
+                                            'package', null, null);
+    update billing.payments set grant_key = billing.package_key(v_payment_id)
+     where id = v_payment_id and grant_key is null;
+    perform credits.grant_once(v_user, v_price.package_credits, 'package',
+                               billing.package_key(v_payment_id),
+                               billing._expiry(p_now, v_price.package_expire_days),
+                               'Credit package ' || v_price.package_id);
+  else
+    v_payment_id := billing._record_payment(p_provider, v_user, p_event, v_price.price_id,
+                                            'lifetime', null, null);
+    update billing.payments set grant_key = 'lifetime_monthly:' || v_payment_id
+     where id = v_payment_id and grant_key is null;
+    if v_price.monthly_credits > 0
+       and exists (select 1 from billing.payments p
+                    where p.user_id = v_user and p.id = v_payment_id
+                      and p.disputed_at is null and p.refunded_at is null) then
+      perform credits.grant_once(v_user, v_price.monthly_credits, 'lifetime_monthly',
+                                 credits.lifetime_slot_key(v_payment_id, 0),
+                                 billing._expiry(p_now, v_price.plan_expire_days),
+                                 'Lifetime plan monthly credits');
+    end if;
+  end if;
+  return v_user;
+end
+$$;
+
+-- checkout_linked: remembers whose customer (and subscription) a checkout was.
+create function billing._apply_checkout_linked(p_provider text, p_event jsonb, p_now timestamptz)
+returns uuid
+language plpgsql
+as $$
+begin
+  return billing._user_of(p_provider, p_event -> 'customer', null);
+end
+$$;
+
+-- period_paid: records the subscription (advancing its period when this one is newer) and the
+--   payment; grants the period: a monthly price's monthlyCredits keyed by (subscription, period
+--   start), a yearly price's slot 0 keyed like the daily job's slots. Only when the event says
+--   the invoice pays a period (grantsPeriod: a first or renewal invoice with money paid).
+create function billing._apply_period_paid(p_provider text, p_event jsonb, p_now timestamptz)
+returns uuid
+language plpgsql
+as $$
+declare
+  v_user uuid := billing._user_of(p_provider, p_event -> 'customer', p_event ->> 'subscriptionRef');
+  v_price record;
+  v_sub record;
+  v_start timestamptz := (p_event ->> 'periodStart')::timestamptz;
+  v_end timestamptz := (p_event ->> 'periodEnd')::timestamptz;
+  v_payment_id bigint;
+begin
+  select * into v_price from billing._price(p_provider, p_event ->> 'priceId');
+  if v_price.plan_id is null or v_price.price_interval not in ('month', 'year') then
+    perform billing.raise_failure(format('price %L is not a subscription price', v_price.price_id));
+  end if;
+  if v_end <= v_start then
+    perform billing.raise_failure('the paid period ends before it starts');
+  end if;
+
+  insert into billing.subscriptions as s (user_id, provider, provider_ref, plan_id, price_id,
+                                          interval, status, current_period_start,
+                                          current_period_end)
+  values (v_user, p_provider, p_event ->> 'subscriptionRef', v_price.plan_id, v_price.price_id,
+          v_price.price_interval, 'active', v_start, v_end)
+  on conflict (provider, provider_ref) do update
+     set plan_id = excluded.plan_id, price_id = excluded.price_id, interval = excluded.interval,
+         status = 'active', current_period_start = excluded.current_period_start,
+         current_period_end = excluded.current_period_end, updated_at = now()
+   where s.current_period_start < excluded.current_period_start;
+  select s.id, s.user_id into v_sub from billing.subscriptions s
+   where s.provider = p_provider and s.provider_ref = p_event ->> 'subscriptionRef';
+
+  v_payment_id := billing._record_payment(p_provider, v_sub.user_id, p_event, v_price.price_id,
+                                          'subscription', v_sub.id, v_start);
+  if not (p_event ->> 'grantsPeriod')::boolean or v_price.monthly_credits = 0 then
+    return v_sub.user_id;
+  end if;
+  if v_price.price_interval = 'month' then
+    update billing.payments set grant_key = billing.period_key(v_sub.id, v_start)
+     where id = v_payment_id and grant_key is null;
+    perform credits.grant_once(v_sub.user_id, v_price.monthly_credits, 'subscription_period',
+                               billing.period_key(v_sub.id, v_start),
+                               billing._expiry(p_now, v_price.plan_expire_days),
+                               'Subscription credits');
+  else
+    update billing.payments
+       set grant_key = 'subscription_monthly:' || v_sub.id || ':' || billing.iso_utc(v_start)
+     where id = v_payment_id and grant_key is null;
+    perform credits.grant_once(v_sub.user_id, v_price.monthly_credits, 'subscription_monthly',
+                               credits.yearly_slot_key(v_sub.id, v_start, 0),
+                               billing._expiry(p_now, v_price.plan_expire_days),
+                               'Yearly plan monthly credits');
+  end if;
+  return v_sub.user_id;
+end
+$$;
+
+-- subscription_changed: Tally's copy of the subscription. An event applies only when it is not
+--   older than what the row holds: (period start, event time) compared as a pair, so a late
+--   event about an earlier period or an earlier moment changes nothing. Grants trialCredits once
+--   per subscription when it is trialing, and the difference of monthlyCredits once per
+--   (subscription, period, plan) when an active subscription moves to a plan with more credits
+--   within a period (a downgrade only changes the plan: the next period's invoice pays less).
+create function billing._apply_subscription_changed(p_provider text, p_event jsonb,
+                                                    p_now timestamptz)
+returns uuid
+language plpgsql
+as $$
+declare
+  v_user uuid := billing._user_of(p_provider, p_event -> 'customer', p_event ->> 'subscriptionRef');
+  v_price record;
+  v_old record;
+  v_sub_id bigint;
+  v_start timestamptz := (p_event ->> 'periodStart')::timestamptz;
+  v_end timestamptz := (p_event ->> 'periodEnd')::timestamptz;
+  v_at timestamptz := (p_event ->> 'occurredAt')::timestamptz;
+  v_status text := p_event ->> 'status';
+  v_old_credits bigint;
+begin
+  select * into v_price from billing._price(p_provider, p_event ->> 'priceId');
+  if v_price.plan_id is null or v_price.price_interval not in ('month', 'year') then
+    perform billing.raise_failure(format('price %L is not a subscription price', v_price.price_id));
+  end if;
+  if v_end <= v_start then
+    perform billing.raise_failure('the subscription period ends before it starts');
+  end if;
+
+  select s.id, s.user_id, s.plan_id, s.current_period_start, s.last_event_at into v_old
+    from billing.subscriptions s
+   where s.provider = p_provider and s.provider_ref = p_event ->> 'subscriptionRef'
+     for update;
+  if not found then
+    insert into billing.subscriptions (user_id, provider, provider_ref, plan_id, price_id,
+                                       interval, status, current_period_start, current_period_end,
+                                       cancel_at_period_end, canceled_at, last_event_at)
+    values (v_user, p_provider, p_event ->> 'subscriptionRef', v_price.plan_id, v_price.price_id,
+            v_price.price_interval, v_status, v_start, v_end,
+            coalesce((p_event ->> 'cancelAtPeriodEnd')::boolean, false),
+            (p_event ->> 'canceledAt')::timestamptz, v_at)
+    returning id into v_sub_id;
+  else
+    v_sub_id := v_old.id;
+    v_user := v_old.user_id;
+    if (v_start, v_at) >= (v_old.current_period_start, coalesce(v_old.last_event_at, '-infinity')) then
+      update billing.subscriptions
+         set plan_id = v_price.plan_id, price_id = v_price.price_id, interval = v_price.price_interval,
+             status = v_status, current_period_start = v_start, current_period_end = v_end,
+             cancel_at_period_end = coalesce((p_event ->> 'cancelAtPeriodEnd')::boolean, false),
+             canceled_at = (p_event ->> 'canceledAt')::timestamptz, last_event_at = v_at,
+             updated_at = now()
+       where id = v_old.id and user_id = v_old.user_id;
+      select pl.monthly_credits into v_old_credits from billing.plans pl where pl.id = v_old.plan_id;
+      if v_old.plan_id <> v_price.plan_id and v_status = 'active'
+         and v_start = v_old.current_period_start
+         and v_price.monthly_credits > coalesce(v_old_credits, 0) then
+        perform credits.grant_once(v_user, v_price.monthly_credits - coalesce(v_old_credits, 0),
+                                   'upgrade', billing.upgrade_key(v_sub_id, v_start, v_price.plan_id),
+                                   billing._expiry(p_now, v_price.plan_expire_days),
+                                   'Plan upgrade to ' || v_price.plan_id);
+      end if;
+    end if;
+  end if;
+
+  if v_status = 'trialing' and coalesce(v_price.trial_credits, 0) > 0 then
+    perform credits.grant_once(v_user, v_price.trial_credits, 'trial', billing.trial_key(v_sub_id),
+                               billing._expiry(p_now, v_price.plan_expire_days), 'Trial credits');
+  end if;
+  return v_user;
+end
+$$;
+
+-- billing._payment_of(p_provider, p_event)
+-- Returns the payment a refund or dispute names (by any of its references), its row locked, after
+-- locking its user's balance row first (sql/credits.sql's lock order).
+-- Errors: BL001 when no payment is known under those references (yet: the event is retried when
+--   the payment arrives).
+create function billing._payment_of(p_provider text, p_event jsonb,
+                                    out user_id uuid, out payment_id bigint, out amount bigint,
+                                    out refunded_amount bigint, out grant_key text)
+language plpgsql
+as $$
+begin
+  select r.user_id, r.payment_id into user_id, payment_id
+    from billing.payment_refs r
+   where r.provider = p_provider
+     and r.ref in (select jsonb_array_elements_text(p_event -> 'paymentRefs'))
+   limit 1;
+  if not found then
+    perform billing.raise_failure(format('no %s payment known as %s', p_provider,
+                                         p_event -> 'paymentRefs'));
+  end if;
+  perform pg_advisory_xact_lock_shared(credits.batch_lock_key());
+  perform 1 from credits.balances b where b.user_id = _payment_of.user_id for update;
+  select p.amount, p.refunded_amount, p.grant_key into amount, refunded_amount, grant_key
+    from billing.payments p
+   where p.user_id = _payment_of.user_id and p.id = _payment_of.payment_id
+     for update;
+end
+$$;
+
+-- billing._claw_back(p_user_id, p_grant_ids, p_amounts, p_kind, p_reference, p_now)
+-- Effects: takes up to p_amounts[i] unspent credits from grant p_grant_ids[i] of the user, never
+--   more than the grant has left (so the balance never goes negative), lowers the balance, and
+--   appends one ledger entry of p_kind ('refund' or 'dispute') per grant it took from. Expiries
+--   due at p_now are recorded first. Set-based.
+-- Returns the credits removed. Idempotency key: (user, grant, kind, p_reference), which the
+--   ledger's unique index enforces; a repeat takes nothing.
+-- Locks: the batch lock (shared), then the user's balance row, then the grants.
+create function billing._claw_back(p_user_id uuid, p_grant_ids bigint[], p_amounts bigint[],
+                                   p_kind text, p_reference text, p_now timestamptz)
+returns bigint
+language plpgsql
+as $$
+declare
+  v_removed bigint;
+begin
+  perform pg_advisory_xact_lock_shared(credits.batch_lock_key());
+  perform 1 from credits.balances where user_id = p_user_id for update;
+  perform credits._expire_locked(array[p_user_id], p_now);
+  with wanted as (
+    select w.grant_id, w.amount from unnest(p_grant_ids, p_amounts) as w (grant_id, amount)
+     where w.amount > 0
+  ), picked as (
+    select g.id, least(g.remaining, w.amount) as take
+      from credits.grants g
+      join wanted w on w.grant_id = g.id
+     where g.user_id = p_user_id and g.remaining > 0
+       and (g.expires_at is null or g.expires_at > p_now)
+       and not exists (select 1 from credits.ledger l
+                        where l.user_id = p_user_id and l.grant_id = g.id and l.kind = p_kind
+                          and l.reference = p_reference)
+  ), taken as (
+    update credits.grants g
+       set remaining = g.remaining - p.take
+      from picked p
+     where g.user_id = p_user_id and g.id = p.id
+    returning g.id, p.take
+  ), ordered as (
+    select id, take, sum(take) over (order by id) as running, sum(take) over () as total
+      from taken
+  ), balance as (
+    update credits.balances b
+       set balance = b.balance - (select max(total) from ordered), updated_at = now()
+     where b.user_id = p_user_id and exists (select 1 from ordered)
+    returning b.balance
+  ), entries as (
+    insert into credits.ledger (user_id, kind, amount, balance_after, description, grant_id,
+                                reference)
+    select p_user_id, p_kind, -o.take, b.balance + o.total - o.running,
+           credits.kind_label(p_kind), o.id, p_reference
+      from ordered o cross join balance b
+     order by o.running
+    returning amount
+  )
+  select coalesce(-sum(amount), 0) into v_removed from entries;
+  return v_removed;
+end
+$$;
+
+-- The grants a payment made: its grant key, or the month slots under it (also those that the
+-- daily job made after the payment).
+create function billing._payment_grants(p_user_id uuid, p_grant_key text)
+returns table (grant_id bigint, amount bigint)
+language sql stable
+as $$
+  select g.id, g.amount from credits.grants g
+   where g.user_id = p_user_id and p_grant_key is not null
+     and (g.source_key = p_grant_key or starts_with(g.source_key, p_grant_key || ':'))
+$$;
+
+-- refund: the payment's refunded total becomes R (refundedTotal, the provider's cumulative
+--   figure, or the previous total + amount), capped at the payment; each grant of the payment
+--   loses round(granted × R ÷ P) − round(granted × R_before ÷ P), at most what it has left. A
+--   payment refunded in full ends a lifetime purchase.
+create function billing._apply_refund(p_provider text, p_event jsonb, p_now timestamptz)
+returns uuid
+language plpgsql
+as $$
+declare
+  v_payment record;
+  v_total bigint;
+begin
+  select * into v_payment from billing._payment_of(p_provider, p_event);
+  v_total := least(v_payment.amount, case
+    when p_event ->> 'refundedTotal' is not null
+      then greatest(v_payment.refunded_amount, (p_event ->> 'refundedTotal')::bigint)
+    else v_payment.refunded_amount + greatest(0, coalesce((p_event ->> 'amount')::bigint, 0))
+  end);
+  if v_total <= v_payment.refunded_amount then
+    return v_payment.user_id;
+  end if;
+  update billing.payments
+     set refunded_amount = v_total,
+         refunded_at = case when v_total >= amount then coalesce(refunded_at, p_now)
+                            else refunded_at end
+   where user_id = v_payment.user_id and id = v_payment.payment_id;
+  if v_payment.amount > 0 then
+    perform billing._claw_back(
+      v_payment.user_id, array_agg(g.grant_id),
+      array_agg((round(g.amount::numeric * v_total / v_payment.amount)
+                 - round(g.amount::numeric * v_payment.refunded_amount / v_payment.amount))::bigint),
+      'refund', 'refund:' || v_payment.payment_id || ':' || v_total, p_now)
+      from billing._payment_grants(v_payment.user_id, v_payment.grant_key) g
+    having count(*) > 0;
+  end if;
+  return v_payment.user_id;
+end
+$$;
+
+-- dispute: marks the payment disputed (which ends a lifetime purchase) and takes every unspent
+--   credit of its grants, once per dispute.
+create function billing._apply_dispute(p_provider text, p_event jsonb, p_now timestamptz)
+returns uuid
+language plpgsql
+as $$
+declare
+  v_payment record;
+begin
+  select * into v_payment from billing._payment_of(p_provider, p_event);
+  update billing.payments set disputed_at = coalesce(disputed_at, p_now)
+   where user_id = v_payment.user_id and id = v_payment.payment_id;
+  perform billing._claw_back(v_payment.user_id, array_agg(g.grant_id), array_agg(g.amount),
+                             'dispute', 'dispute:' || (p_event ->> 'disputeRef'), p_now)
+     from billing._payment_grants(v_payment.user_id, v_payment.grant_key) g
+   having count(*) > 0;
+  return v_payment.user_id;
+end
+$$;
+
+create function billing._apply(p_provider text, p_event jsonb, p_now timestamptz) returns uuid
+language plpgsql
+as $$
+begin
+  case p_event ->> 'kind'
+    when 'checkout_paid' then return billing._apply_checkout_paid(p_provider, p_event, p_now);
+    when 'checkout_linked' then return billing._apply_checkout_linked(p_provider, p_event, p_now);
+    when 'period_paid' then return billing._apply_period_paid(p_provider, p_event, p_now);
+    when 'subscription_changed' then
+      return billing._apply_subscription_changed(p_provider, p_event, p_now);
+    when 'refund' then return billing._apply_refund(p_provider, p_event, p_now);
+    when 'dispute' then return billing._apply_dispute(p_provider, p_event, p_now);
+    else perform billing.raise_failure(format('unknown event kind %L', p_event ->> 'kind'));
+  end case;
+  return null;
+end
+$$;
+
+-- billing._attempt(p_provider, p_event_id, p_now)
+-- Inputs: an inbox row that the caller has inserted or locked.
+-- Effects: applies the stored event in a sub-transaction. Success: status 'processed', then every
+--   other failed event of the provider that shares a reference with it is attempted again
+--   (skipping rows another transaction holds). A business failure rolls the sub-transaction back
+--   and keeps the event as 'failed' with the error text. A transient fault (deadlock,
+--   serialization, shutdown, lost connection) is raised, so that the whole transaction rolls
+--   back and the provider retries.
+-- Returns 'processed', 'ignored' or 'failed'. Locks: see the header.
+create function billing._attempt(p_provider text, p_event_id text, p_now timestamptz)
+returns text
+language plpgsql
+as $$
+declare
+  v_event jsonb;
+  v_refs text[];
+  v_user uuid;
+  v_state text;
+  v_message text;
+  v_other record;
+begin
+  select e.event, e.refs into v_event, v_refs from billing.webhook_events e
+   where e.provider = p_provider and e.event_id = p_event_id;
+  if v_event ->> 'kind' = 'ignored' then
+    update billing.webhook_events
+       set status = 'ignored', attempts = attempts + 1, last_attempt_at = now(),
+           processed_at = now(), error = null
+     where provider = p_provider and event_id = p_event_id;
+    return 'ignored';
+  end if;
+
+  perform billing._lock_refs(p_provider, v_refs);
+  begin
+    v_user := billing._apply(p_provider, v_event, p_now);
+  exception when others then
+    get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
+    if v_state in ('40001', '40P01') or left(v_state, 2) in ('08', '53', '57') then
+      raise;
+    end if;
+    update billing.webhook_events
+       set status = 'failed', error = v_message, attempts = attempts + 1, last_attempt_at = now()
+     where provider = p_provider and event_id = p_event_id;
+    return 'failed';
+  end;
+  update billing.webhook_events
+     set status = 'processed', user_id = v_user, error = null, attempts = attempts + 1,
+         last_attempt_at = now(), processed_at = now()
+   where provider = p_provider and event_id = p_event_id;
+
+  for v_other in
+    select e.event_id from billing.webhook_events e
+     where e.provider = p_provider and e.status = 'failed' and e.refs && v_refs
+       and e.event_id <> p_event_id
+     order by e.received_at
+       for update skip locked
+  loop
+    perform billing._attempt(p_provider, v_other.event_id, p_now);
+  end loop;
+  return 'processed';
+end
+$$;
+
+-- billing.apply_event(p_provider, p_event_id, p_type, p_event, p_now)
+-- Inputs: the provider ('stripe' | 'creem'), its event ID and type, the event in the neutral
+--   shape (utils/providers/billing_event.ts), the clock.
+-- Effects, in the caller's one transaction: records the event in billing.webhook_events keyed by
+--   (provider, event ID), then applies it (billing._attempt). A repeat of a processed or ignored
+--   event changes nothing; a repeat of a failed one attempts it again.
+-- Returns 'processed', 'duplicate', 'ignored' or 'failed'.
+-- Idempotency key: (p_provider, p_event_id). A concurrent duplicate waits on that unique key
+--   until the first delivery commits, then answers 'duplicate'.
+-- Errors: 22023 for an unknown provider, an empty event ID or an event that is not an object.
+-- Locks: the inbox row, then see the header.
+create function billing.apply_event(p_provider text, p_event_id text, p_type text, p_event jsonb,
+                                    p_now timestamptz default now())
+returns text
+language plpgsql
+as $$
+declare
+  v_status text;
+begin
+  if p_provider is null or p_provider not in ('stripe', 'creem') then
+    perform credits.raise_invalid(format('unknown provider %L', p_provider));
+  end if;
+  if p_event_id is null or p_event_id = '' or jsonb_typeof(p_event) is distinct from 'object' then
+    perform credits.raise_invalid('an event needs an ID and an object');
+  end if;
+  insert into billing.webhook_events (provider, event_id, type, event, status, refs, received_at)
+  values (p_provider, p_event_id, coalesce(p_type, ''), p_event, 'received',
+          billing._event_refs(p_event), now())
+  on conflict (provider, event_id) do nothing;
+  if not found then
+    select e.status into v_status from billing.webhook_events e
+     where e.provider = p_provider and e.event_id = p_event_id
+       for update;
+    if v_status <> 'failed' then
+      return 'duplicate';
+    end if;
+  end if;
+  return billing._attempt(p_provider, p_event_id, p_now);
+end
+$$;
+
+-- billing.replay_event(p_provider, p_event_id, p_now)
+-- Effects: attempts a failed event of the inbox again, from its stored neutral shape (after the
+--   cause was fixed, e.g. the missing price loaded with billing.load_plans).
+-- Returns 'processed' or 'failed'; 'duplicate' for an event already processed or ignored.
+-- Idempotent: a processed event is never applied twice. Errors: 23503 for an unknown event.
+-- Locks: the inbox row (a concurrent replay waits, then answers 'duplicate'), then see the header.
+create function billing.replay_event(p_provider text, p_event_id text,
+                                     p_now timestamptz default now())
+returns text
+language plpgsql
+as $$
+declare
+  v_status text;
+begin
+  select e.status into v_status from billing.webhook_events e
+   where e.provider = p_provider and e.event_id = p_event_id
+     for update;
+  if not found then
+    raise exception using errcode = '23503',
+      message = format('no %s event %L in the inbox', p_provider, p_event_id);
+  end if;
+  if v_status <> 'failed' then
+    return 'duplicate';
+  end if;
+  return billing._attempt(p_provider, p_event_id, p_now);
+end
+$$;
+
+-- billing.webhook_inbox(p_status, p_limit)
+-- Returns the newest inbox rows (all statuses when p_status is null) for the admin, as JSON.
+-- Reads only.
+create function billing.webhook_inbox(p_status text default 'failed', p_limit integer default 50)
+returns jsonb
+language sql stable
+as $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'provider', e.provider, 'eventId', e.event_id, 'type', e.type, 'status', e.status,
+           'error', e.error, 'attempts', e.attempts, 'userId', e.user_id,
+           'receivedAt', e.received_at, 'lastAttemptAt', e.last_attempt_at,
+           'processedAt', e.processed_at, 'event', e.event)
+         order by e.received_at desc), '[]')
+    from (select * from billing.webhook_events e
+           where p_status is null or e.status = p_status
+           order by e.received_at desc
+           limit greatest(1, least(p_limit, 500))) e
+$$;
