@@ -55,7 +55,8 @@ async function stripeCheckoutUrl(
       mode: subscription ? "subscription" : "payment",
       line_items: [{ price: target.price_id, quantity: 1 }],
       client_reference_id: userId,
-      metadata,
+      // The webhook reads the price here: Stripe sends no line items with the event.
+      metadata: { ...metadata, price_id: target.price_id },
       ...(subscription
         ? { subscription_data: { metadata } }
         : { payment_intent_data: { metadata } }),
