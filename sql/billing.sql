@@ -232,9 +232,19 @@ as $$
 declare
   v_user uuid := billing._user_of(p_provider, p_event -> 'customer', null);
   v_price record;
+  v_price_id text := p_event ->> 'priceId';
   v_payment_id bigint;
 begin
-  select * into v_price from billing._price(p_provider, p_event ->> 'priceId');
+  if v_price_id is null then
+    select c.price_id into v_price_id from billing.checkouts c
+     where c.provider = p_provider and c.checkout_ref = p_event ->> 'checkoutRef';
+    if not found then
+      perform billing.raise_failure(format(
+        'checkout %s names no price, and Tally did not create it (no billing.checkouts row)',
+        p_event ->> 'checkoutRef'));
+    end if;
+  end if;
+  select * into v_price from billing._price(p_provider, v_price_id);
   if v_price.price_interval <> 'once' then
     -- A checkout that started a subscription: its invoice brings the credits.
     return v_user;

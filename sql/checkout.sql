@@ -63,3 +63,17 @@ as $$
    order by sub.paid_until desc nulls last, c.created_at desc, c.provider
    limit 1
 $$;
+
+-- billing.record_checkout(p_provider, p_checkout_ref, p_user_id, p_price_id)
+-- Effects: remembers that Tally created this checkout for this user and price, so the webhook that
+--   reports its payment can read the price from Tally's own record.
+-- Idempotency key: (provider, checkout_ref); a repeat changes nothing.
+-- Errors: 23503 for an unknown user or price. Locks: none beyond the insert.
+create function billing.record_checkout(p_provider text, p_checkout_ref text, p_user_id uuid,
+                                        p_price_id text) returns void
+language sql
+as $$
+  insert into billing.checkouts (provider, checkout_ref, user_id, price_id)
+  values (p_provider, p_checkout_ref, p_user_id, p_price_id)
+  on conflict (provider, checkout_ref) do nothing
+$$;

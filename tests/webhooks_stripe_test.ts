@@ -54,6 +54,43 @@ Deno.test("stripe webhooks apply every credit rule once", async (t) => {
       assert.equal(customer.customer_ref, session.customer);
     });
 
+    await t.step(
+      "without line items the price is Tally's checkout record, never metadata",
+      async () => {
+        const user = await insertUser(sql);
+        const session = stripeCheckoutSession({
+          userId: user,
+          // Stripe's own event: no line items; the metadata claims the dearest price there is.
+          metadata: { price_id: "price_lifetime" },
+        });
+        await sql`select billing.record_checkout('stripe', ${String(session.id)}, ${user},
+                                               'price_pkg_standard')`;
+        const result = await postStripe(base, stripeEvent("checkout.session.completed", session));
+        assert.equal(result.json?.result, "processed");
+        const credits = await creditsOf(sql, user);
+        assert.deepEqual(credits.ledger.map((e) => [e.kind, e.amount]), [["package", 200]]);
+        const [{ plan_id }] = await sql`select plan_id from billing.plan_of(${user})`;
+        assert.equal(plan_id, "free", "metadata did not buy a lifetime plan");
+      },
+    );
+
+    await t.step(
+      "a session with no price and no checkout record fails, granting nothing",
+      async () => {
+        const user = await insertUser(sql);
+        const session = stripeCheckoutSession({
+          userId: user,
+          metadata: { price_id: "price_pkg_standard" },
+        });
+        const event = stripeEvent("checkout.session.completed", session);
+        const result = await postStripe(base, event);
+        assert.equal(result.json?.result, "failed");
+        assert.equal((await creditsOf(sql, user)).balance, 0);
+        const row = await inboxRow(sql, "stripe", String(event.id));
+        assert.match(String(row?.error), /names no price/);
+      },
+    );
+
     await t.step("checkout paid asynchronously grants only when the payment succeeds", async () => {
       const user = await insertUser(sql);
       const session = stripeCheckoutSession({

@@ -56,7 +56,22 @@ create table billing.payment_refs (
   foreign key (user_id, payment_id) references billing.payments (user_id, id)
 );
 
+-- The checkouts Tally created (POST /api/checkout): whose and for which price, by the provider's
+-- checkout reference. Stripe sends no line items with checkout.session.completed; the webhook
+-- reads the price here, from Tally's own record, never from the session's metadata. Keyed by the
+-- provider's reference, like payment_refs (a lookup table on Citus, docs/scaling.md).
+create table billing.checkouts (
+  provider     text not null check (provider in ('stripe', 'creem')),
+  checkout_ref text not null,
+  user_id      uuid not null references app.users (id),
+  price_id     text not null references billing.prices (price_id),
+  created_at   timestamptz not null default now(),
+  primary key (provider, checkout_ref)
+);
+
 -- migrate:down
+
+drop table billing.checkouts;
 
 drop table billing.payment_refs;
 alter table billing.payments drop column period_start;

@@ -34,17 +34,24 @@ checkout.post("/", async (c) => {
   const user = currentUser(c);
   const [target] = await c.var.sql<CheckoutTarget[]>`
     select * from billing.checkout_target(${user.id}, ${body.priceId})`;
-  const url = target.provider === "stripe"
-    ? await stripeCheckoutUrl(c.var.config, user.id, target)
-    : await creemCheckoutUrl(c.var.config, user.id, target);
-  return c.json({ url });
+  const page = target.provider === "stripe"
+    ? await stripeCheckout(c.var.config, user.id, target)
+    : await creemCheckout(c.var.config, user.id, target);
+  // Tally's own record of what this checkout sells: the webhook reads the price here when the
+  // provider's event does not name it, and never trusts metadata for it.
+  await c.var.sql`
+    select billing.record_checkout(${target.provider}, ${page.ref}, ${user.id}, ${target.price_id})`;
+  return c.json({ url: page.url });
 });
 
-async function stripeCheckoutUrl(
+/** The provider's hosted page and its reference (Stripe session ID, Creem checkout ID). */
+type CheckoutPage = { url: string; ref: string };
+
+async function stripeCheckout(
   config: Config,
   userId: string,
   target: CheckoutTarget,
-): Promise<string> {
+): Promise<CheckoutPage> {
   const stripe = stripeClient(config);
   // The user id travels on the session and on what outlives it (the subscription, the payment
   // intent), so every later webhook can name the user without a lookup by email.
@@ -55,8 +62,7 @@ async function stripeCheckoutUrl(
       mode: subscription ? "subscription" : "payment",
       line_items: [{ price: target.price_id, quantity: 1 }],
       client_reference_id: userId,
-      // The webhook reads the price here: Stripe sends no line items with the event.
-      metadata: { ...metadata, price_id: target.price_id },
+      metadata,
       ...(subscription
         ? { subscription_data: { metadata } }
         : { payment_intent_data: { metadata } }),
@@ -72,14 +78,14 @@ async function stripeCheckoutUrl(
   if (!session.url) {
     throw new HttpError(503, "unavailable", "Stripe returned a checkout session without a URL");
   }
-  return session.url;
+  return { url: session.url, ref: session.id };
 }
 
-async function creemCheckoutUrl(
+async function creemCheckout(
   config: Config,
   userId: string,
   target: CheckoutTarget,
-): Promise<string> {
+): Promise<CheckoutPage> {
   const creem = creemClient(config);
   const result = await callCreem("checkout", () =>
     creem.checkouts.create({
@@ -95,5 +101,5 @@ async function creemCheckoutUrl(
   if (!result.checkoutUrl) {
     throw new HttpError(503, "unavailable", "Creem returned a checkout without a URL");
   }
-  return result.checkoutUrl;
+  return { url: result.checkoutUrl, ref: result.id };
 }

@@ -76,9 +76,13 @@ export function stripeCheckoutSession(o: {
     amount_total: o.amount ?? 1490,
     currency: "usd",
     created: Math.floor(Date.now() / 1000),
+    // As if the endpoint expanded line_items; without priceId the session names no price, as
+    // Stripe's own events do.
+    ...(o.priceId
+      ? { line_items: { object: "list", data: [{ price: { id: o.priceId }, quantity: 1 }] } }
+      : {}),
     metadata: {
       ...(o.userId ? { user_id: o.userId } : {}),
-      ...(o.priceId ? { price_id: o.priceId } : {}),
       ...o.metadata,
     },
     livemode: false,

@@ -25,7 +25,9 @@ export const BillingEvent = z.discriminatedUnion("kind", [
   z.object({
     kind: z.literal("checkout_paid"),
     customer: CustomerRef,
-    priceId: ref,
+    /** Null when the event does not name it: SQL then reads Tally's record of the checkout. */
+    priceId: ref.nullable(),
+    checkoutRef: ref,
     paymentRef: ref,
     paymentRefs,
     amount: minorUnits,

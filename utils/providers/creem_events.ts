@@ -121,6 +121,7 @@ function checkoutCompleted(envelope: CreemEnvelope): BillingEvent {
     kind: "checkout_paid",
     customer: who,
     priceId: checkout.product as string,
+    checkoutRef: checkout.id,
     paymentRef: order.id,
     paymentRefs: refsOf(order.id, order.transaction, checkout.id),
     amount: order.amount_paid ?? order.amount,

@@ -142,14 +142,9 @@ function checkoutEvent(event: StripeEnvelope): BillingEvent {
   if (session.mode === "subscription" || !paid) {
     return { kind: "checkout_linked", customer: who, subscriptionRef: session.subscription };
   }
-  // Webhooks carry no line items unless expanded; Tally's checkout also writes the price ID in
-  // the session's metadata (only a holder of the secret key can). Credits still come from the
-  // plans file by that price ID, never from metadata amounts.
-  const priceId = session.line_items?.data.find((line) => line.price)?.price?.id ??
-    session.metadata.price_id;
-  if (!priceId) {
-    throw invalidEvent("stripe", "data.object: the session names no price (line_items, metadata)");
-  }
+  // Webhooks carry no line items unless expanded. Without them, SQL reads the price from Tally's
+  // record of the checkout (billing.checkouts), never from the session's metadata.
+  const priceId = session.line_items?.data.find((line) => line.price)?.price?.id ?? null;
   if (session.amount_total == null || !session.currency) {
     throw invalidEvent("stripe", "data.object.amount_total: required for a paid session");
   }
@@ -157,6 +152,7 @@ function checkoutEvent(event: StripeEnvelope): BillingEvent {
     kind: "checkout_paid",
     customer: who,
     priceId,
+    checkoutRef: session.id,
     paymentRef: session.payment_intent ?? session.id,
     paymentRefs: refsOf(session.payment_intent, session.id),
     amount: session.amount_total,
