@@ -153,14 +153,16 @@ as $$
     from (select * from credits.daily_runs order by id desc limit p_limit) r
 $$;
 
--- app.page_admin(p_admin_id, p_query, p_now) -> {balance, users, runs}. Reads only.
+-- app.page_admin(p_admin_id, p_query, p_now)
+--   -> {balance, users, runs, inbox: the 50 newest failed webhook events}. Reads only.
 create function app.page_admin(p_admin_id uuid, p_query text, p_now timestamptz default now())
 returns jsonb
 language sql stable
 as $$
   select app.page_nav(p_admin_id, p_now)
          || jsonb_build_object('users', app.admin_users(p_query, p_now),
-                               'runs', app.admin_runs(20))
+                               'runs', app.admin_runs(20),
+                               'inbox', billing.webhook_inbox('failed', 50))
 $$;
 
 -- app.page_admin_user(p_admin_id, p_user_id, p_cursor, p_now)

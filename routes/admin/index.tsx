@@ -11,6 +11,7 @@ import type { AppEnv } from "../../utils/app_env.ts";
 import { HttpError } from "../../utils/errors.ts";
 import { page } from "../../utils/render.tsx";
 import { currentUser } from "../../utils/session.ts";
+import { ReplayParams } from "../api/admin.ts";
 import { formFields, requireAdmin, requirePageUser, viewerOf } from "../page_helpers.ts";
 
 type AdminUser = { id: string; email: string; createdAt: string; balance: number; plan: string };
@@ -32,7 +33,7 @@ export type InboxEvent = {
   attempts: number;
   receivedAt: string;
 };
-type AdminData = { balance: number; users: AdminUser[]; runs: DailyRun[]; inbox?: InboxEvent[] };
+type AdminData = { balance: number; users: AdminUser[]; runs: DailyRun[]; inbox: InboxEvent[] };
 type AdminUserData = { balance: number; user: Me | null; ledger: TransactionPage | null };
 
 const Uuid = z.uuid("not a user id");
@@ -44,11 +45,6 @@ const AdjustForm = z.object({
   }).refine((n) => Math.abs(n) <= 1_000_000_000, { message: "too large" }),
   reason: z.string().trim().min(3, "say why (at least 3 characters)").max(500),
   key: z.uuid(),
-});
-
-const ReplayParams = z.object({
-  provider: z.enum(["stripe", "creem"]),
-  eventId: z.string().min(1).max(300),
 });
 
 function Flash({ message }: { message: string | undefined }) {
@@ -106,56 +102,52 @@ function UsersSection({ users, query }: { users: AdminUser[]; query: string }) {
   );
 }
 
-function InboxSection({ inbox }: { inbox: InboxEvent[] | undefined }) {
+function InboxSection({ inbox }: { inbox: InboxEvent[] }) {
   return (
     <section aria-labelledby="inbox-title">
       <h2 id="inbox-title">Webhook inbox: failed events</h2>
-      {inbox === undefined
-        ? <p>The webhook inbox is not available in this version.</p>
-        : inbox.length === 0
-        ? <p>No failed events.</p>
-        : (
-          <div class="overflow-auto">
-            <table class="striped" id="inbox">
-              <thead>
-                <tr>
-                  <th scope="col">Received</th>
-                  <th scope="col">Event</th>
-                  <th scope="col">Error</th>
-                  <th scope="col">Action</th>
+      {inbox.length === 0 ? <p>No failed events.</p> : (
+        <div class="overflow-auto">
+          <table class="striped" id="inbox">
+            <thead>
+              <tr>
+                <th scope="col">Received</th>
+                <th scope="col">Event</th>
+                <th scope="col">Error</th>
+                <th scope="col">Action</th>
+              </tr>
+            </thead>
+            <tbody>
+              {inbox.map((event) => (
+                <tr key={`${event.provider}:${event.eventId}`} data-event={event.eventId}>
+                  <td>{formatDateTime(event.receivedAt)}</td>
+                  <td>
+                    {event.provider} {event.type}
+                    <br />
+                    <small>
+                      <code>{event.eventId}</code> · {event.attempts} attempt(s)
+                    </small>
+                  </td>
+                  <td>{event.error}</td>
+                  <td>
+                    <form
+                      method="post"
+                      action={`/admin/events/${event.provider}/${
+                        encodeURIComponent(event.eventId)
+                      }/replay`}
+                      class="inline"
+                    >
+                      <button type="submit" aria-label={`Replay event ${event.eventId}`}>
+                        Replay
+                      </button>
+                    </form>
+                  </td>
                 </tr>
-              </thead>
-              <tbody>
-                {inbox.map((event) => (
-                  <tr key={`${event.provider}:${event.eventId}`} data-event={event.eventId}>
-                    <td>{formatDateTime(event.receivedAt)}</td>
-                    <td>
-                      {event.provider} {event.type}
-                      <br />
-                      <small>
-                        <code>{event.eventId}</code> · {event.attempts} attempt(s)
-                      </small>
-                    </td>
-                    <td>{event.error}</td>
-                    <td>
-                      <form
-                        method="post"
-                        action={`/admin/events/${event.provider}/${
-                          encodeURIComponent(event.eventId)
-                        }/replay`}
-                        class="inline"
-                      >
-                        <button type="submit" aria-label={`Replay event ${event.eventId}`}>
-                          Replay
-                        </button>
-                      </form>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
     </section>
   );
 }
@@ -379,8 +371,8 @@ admin.post("/events/:provider/:eventId/replay", async (c) => {
     provider: c.req.param("provider"),
     eventId: c.req.param("eventId"),
   });
-  const [row] = await c.var.sql<{ result: unknown }[]>`
+  const [row] = await c.var.sql<{ result: string }[]>`
     select billing.replay_event(${params.provider}, ${params.eventId}, now()) as result`;
-  const message = `Replayed ${params.eventId}: ${JSON.stringify(row.result)}`;
+  const message = `Replayed ${params.eventId}: ${row.result}.`;
   return c.redirect(`/admin?message=${encodeURIComponent(message)}`, 303);
 });
