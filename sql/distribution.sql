@@ -29,7 +29,9 @@ as $$ select 12 $$;
 --                     without a paid plan at p_now;
 --   subscription_monthly  a yearly subscription's slot k (k = 0..11, starting k months after
 --                     the period start, UTC) for every slot that has started within the paid
---                     period;
+--                     period; only while the subscription is 'active': a trialing period is not
+--                     a paid year (trialCredits cover it), nor is a past-due one until it is paid
+--                     (then the started slots catch up);
 --   lifetime_monthly  a lifetime purchase's slot k (k months after the purchase) for the slots
 --                     that have started, the last lifetime_catch_up_slots() of them.
 -- Credits come from the plans tables; expiry is p_now + the plan's creditsExpireInDays.
@@ -53,7 +55,7 @@ as $$
     join billing.plans pl on pl.id = s.plan_id
    cross join lateral generate_series(
            0, least(11, credits.months_between_utc(s.current_period_start, p_now))) as k (slot)
-   where s.interval = 'year' and s.status in ('active', 'trialing', 'past_due')
+   where s.interval = 'year' and s.status = 'active'
      and s.current_period_start <= p_now and s.current_period_end > p_now
      and pl.monthly_credits > 0
      and credits.add_months_utc(s.current_period_start, k.slot) <= p_now

@@ -366,3 +366,31 @@ Deno.test("months_between_utc counts the month slots started, end of month inclu
     }
   });
 });
+
+Deno.test("an unpaid yearly period (trialing, past due) gets no month slots until it is paid", async () => {
+  await withDatabase(async ({ sql }) => {
+    const user = await insertUser(sql);
+    await subscribe(sql, user, {
+      interval: "year",
+      status: "trialing",
+      start: "2026-03-01T00:00:00Z",
+      end: "2027-03-01T00:00:00Z",
+    });
+    await distribute(sql, "2026-04-15T00:00:00Z");
+    assert.deepEqual(
+      await grantsOf(sql, user, "subscription_monthly"),
+      [],
+      "a trial is not a paid year",
+    );
+    assert.deepEqual(await grantsOf(sql, user, "free_monthly"), [], "nor the free plan");
+
+    await sql`update billing.subscriptions set status = 'past_due' where user_id = ${user}`;
+    await distribute(sql, "2026-05-15T00:00:00Z");
+    assert.deepEqual(await grantsOf(sql, user, "subscription_monthly"), []);
+
+    // Once paid, the started slots of the year arrive (0, 1 and 2), each once.
+    await sql`update billing.subscriptions set status = 'active' where user_id = ${user}`;
+    assert.equal(await distribute(sql, "2026-05-15T00:00:00Z"), 3);
+    assert.equal(await distribute(sql, "2026-05-16T00:00:00Z"), 0);
+  });
+});
