@@ -5,13 +5,13 @@ language plpgsql
 as $$
 begin
   raise exception using errcode = '42501',
-    message = 'credits.ledger is append-only: entries are never updated or deleted';
+    message = 'credits.ledger is append-only: entries are never updated, deleted or truncated';
 end
 $$;
 
 drop trigger if exists ledger_append_only on credits.ledger;
 create trigger ledger_append_only
-  before update or delete on credits.ledger
+  before update or delete or truncate on credits.ledger
   for each statement execute function credits.refuse_ledger_change();
 
 -- A user inserted by any path (sign-up, an admin, a test's plain INSERT) gets a balance row,

@@ -390,6 +390,7 @@ Deno.test("the ledger is append-only and the tables refuse impossible amounts", 
       () => sql`update credits.ledger set amount = 100 where user_id = ${user}`,
     );
     await rejectsWithState("42501", () => sql`delete from credits.ledger where user_id = ${user}`);
+    await rejectsWithState("42501", () => sql`truncate credits.ledger`);
     await rejectsWithState(
       "23514",
       () => sql`update credits.grants set remaining = amount + 1 where user_id = ${user}`,
