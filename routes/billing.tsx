@@ -124,8 +124,7 @@ billingPages.get("/billing", async (c) => {
       <>
         <h1>Billing</h1>
         <PlanSummary data={data} />
-        <section aria-labelledby="upgrade-title">
-          <h2 id="upgrade-title">Upgrade or top up</h2>
+        <section aria-label="Upgrade or top up">
           {upgrades.plans.length === 0 && <p>You are on the largest plan.</p>}
           <Pricing
             catalogue={upgrades}

@@ -1,6 +1,7 @@
 // Browser tests of the public and signed-in pages: real chromium, real server, real PostgreSQL.
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
+import { ensureUiBuilt } from "../utils/static_files.ts";
 import { browserTest, signUpInBrowser, startBrowserSession } from "./helpers/browser.ts";
 
 /** Checks the accessibility basics the UI promises on the page that is open. */
@@ -192,4 +193,13 @@ Deno.test({
       await session.close();
     }
   },
+});
+
+Deno.test("ui: the island bundle stays under 60 KB gzipped", async () => {
+  await ensureUiBuilt();
+  const bundle = await Deno.readFile(new URL("../static/islands.js", import.meta.url));
+  const gzipped = await new Response(
+    new Blob([bundle]).stream().pipeThrough(new CompressionStream("gzip")),
+  ).arrayBuffer();
+  assert.ok(gzipped.byteLength < 60 * 1024, `${gzipped.byteLength} bytes gzipped`);
 });
