@@ -1,6 +1,8 @@
 // Every HTML page and the static assets, mounted at / by utils/app.ts.
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../utils/app_env.ts";
+import { HttpError } from "../utils/errors.ts";
 import { serveStatic } from "../utils/static_files.ts";
 import { admin } from "./admin/index.tsx";
 import { authPages } from "./auth_pages.tsx";
@@ -13,6 +15,13 @@ export { errorPage, notFoundPage } from "./error_pages.tsx";
 
 export const pages = new Hono<AppEnv>();
 
+// The pages' forms are a few short fields.
+pages.use(bodyLimit({
+  maxSize: 64 * 1024,
+  onError: () => {
+    throw new HttpError(413, "payload_too_large", "the form is larger than 64 KB");
+  },
+}));
 pages.get("/static/:name", serveStatic);
 pages.route("/", home);
 pages.route("/", authPages);
