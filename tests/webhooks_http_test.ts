@@ -62,11 +62,15 @@ Deno.test("webhooks refuse what is not a signed, valid event, and store nothing"
       const missing = await postStripe(base, noLines);
       assert.equal(missing.status, 400);
       assert.match(String(missing.json?.message), /not a valid stripe event: lines/);
-      const noPrice = stripeEvent("checkout.session.completed", {
-        ...stripeCheckoutSession({ userId: user }),
-        metadata: { user_id: user },
+      // A paid session without its amount is unusable (a session without a price is not: it is
+      // kept as failed, see webhooks_stripe_test.ts).
+      const noAmount = stripeEvent("checkout.session.completed", {
+        ...stripeCheckoutSession({ userId: user, priceId: "price_pkg_standard" }),
+        amount_total: null,
       });
-      assert.equal((await postStripe(base, noPrice)).status, 400);
+      const unusable = await postStripe(base, noAmount);
+      assert.equal(unusable.status, 400);
+      assert.match(String(unusable.json?.message), /amount_total/);
       const noId = { ...event, id: "" };
       assert.equal((await postStripe(base, JSON.stringify(noId))).status, 400);
     });
