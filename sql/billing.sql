@@ -526,6 +526,8 @@ $$;
 --   figure, or the previous total + amount), capped at the payment; each grant of the payment
 --   loses round(granted × R ÷ P) − round(granted × R_before ÷ P), at most what it has left. A
 --   payment refunded in full ends a lifetime purchase.
+-- Idempotency: a cumulative figure never lowers R (a late, older figure changes nothing); a
+--   refund reported by its own amount counts once per (provider, refundRef) in billing.refunds.
 create function billing._apply_refund(p_provider text, p_event jsonb, p_now timestamptz)
 returns uuid
 language plpgsql
@@ -535,6 +537,15 @@ declare
   v_total bigint;
 begin
   select * into v_payment from billing._payment_of(p_provider, p_event);
+  if p_event ->> 'refundedTotal' is null then
+    insert into billing.refunds (provider, refund_ref, user_id, payment_id, amount, refunded_at)
+    values (p_provider, p_event ->> 'refundRef', v_payment.user_id, v_payment.payment_id,
+            greatest(0, coalesce((p_event ->> 'amount')::bigint, 0)), p_now)
+    on conflict (provider, refund_ref) do nothing;
+    if not found then
+      return v_payment.user_id;
+    end if;
+  end if;
   v_total := least(v_payment.amount, case
     when p_event ->> 'refundedTotal' is not null
       then greatest(v_payment.refunded_amount, (p_event ->> 'refundedTotal')::bigint)
