@@ -522,10 +522,41 @@ as $$
      and (g.source_key = p_grant_key or starts_with(g.source_key, p_grant_key || ':'))
 $$;
 
+-- billing._refund_shares(p_user_id, p_grant_key, p_refunded, p_paid)
+-- Returns, per grant of a payment, what a refunded total of p_refunded out of p_paid still has to
+--   take from it: its share of round(G × R ÷ P), G the credits of all the payment's grants,
+--   apportioned by largest remainder (so the shares add up to the rounded total, where rounding
+--   each month slot alone would not), minus what refunds already took from that grant. Slots
+--   the daily job made after an earlier partial refund catch up on its share here.
+-- Inputs: the caller holds the user's balance row (no refund of the user runs meanwhile).
+-- Reads only.
+create function billing._refund_shares(p_user_id uuid, p_grant_key text, p_refunded bigint,
+                                       p_paid bigint)
+returns table (grant_id bigint, amount bigint)
+language sql stable
+as $$
+  with exact as (
+    select g.grant_id, g.amount::numeric * p_refunded / p_paid as share,
+           round(sum(g.amount) over ()::numeric * p_refunded / p_paid) as total
+      from billing._payment_grants(p_user_id, p_grant_key) g
+  ), ranked as (
+    select e.grant_id, floor(e.share) as base, e.total,
+           sum(floor(e.share)) over () as base_total,
+           row_number() over (order by e.share - floor(e.share) desc, e.grant_id) as place
+      from exact e
+  )
+  select r.grant_id,
+         (r.base + case when r.place <= r.total - r.base_total then 1 else 0 end
+          - coalesce((select -sum(l.amount) from credits.ledger l
+                       where l.user_id = p_user_id and l.grant_id = r.grant_id
+                         and l.kind = 'refund'), 0))::bigint
+    from ranked r
+$$;
+
 -- refund: the payment's refunded total becomes R (refundedTotal, the provider's cumulative
---   figure, or the previous total + amount), capped at the payment; each grant of the payment
---   loses round(granted × R ÷ P) − round(granted × R_before ÷ P), at most what it has left. A
---   payment refunded in full ends a lifetime purchase.
+--   figure, or the previous total + amount), capped at the payment; the payment's grants lose
+--   round(G × R ÷ P) in all, less what earlier refunds took (billing._refund_shares), each at
+--   most what it has left. A payment refunded in full ends a lifetime purchase.
 -- Idempotency: a cumulative figure never lowers R (a late, older figure changes nothing); a
 --   refund reported by its own amount counts once per (provider, refundRef) in billing.refunds.
 create function billing._apply_refund(p_provider text, p_event jsonb, p_now timestamptz)
@@ -560,13 +591,11 @@ begin
                             else refunded_at end
    where user_id = v_payment.user_id and id = v_payment.payment_id;
   if v_payment.amount > 0 then
-    perform billing._claw_back(
-      v_payment.user_id, array_agg(g.grant_id),
-      array_agg((round(g.amount::numeric * v_total / v_payment.amount)
-                 - round(g.amount::numeric * v_payment.refunded_amount / v_payment.amount))::bigint),
-      'refund', 'refund:' || v_payment.payment_id || ':' || v_total, p_now)
-      from billing._payment_grants(v_payment.user_id, v_payment.grant_key) g
-    having count(*) > 0;
+    perform billing._claw_back(v_payment.user_id, array_agg(s.grant_id), array_agg(s.amount),
+                               'refund', 'refund:' || v_payment.payment_id || ':' || v_total, p_now)
+       from billing._refund_shares(v_payment.user_id, v_payment.grant_key, v_total,
+                                   v_payment.amount) s
+     having count(*) > 0;
   end if;
   return v_payment.user_id;
 end

@@ -270,10 +270,7 @@ Deno.test("refunds of a package remove round(G × R ÷ P) in all, never twice", 
   });
 });
 
-Deno.test({
-  name: "a lifetime refund reaches every month slot, rounds in all, stops the slots",
-  ignore: true,
-}, async () => {
+Deno.test("a lifetime refund reaches every month slot, rounds in all, stops the slots", async () => {
   await withDatabase(async ({ sql }) => {
     const user = await insertUser(sql);
     const payment = ref("pi");
