@@ -5,6 +5,7 @@ import { openDatabase } from "./db/database.ts";
 import { migrate } from "./db/migrate.ts";
 import { createApp } from "./utils/app.ts";
 import { parseConfig } from "./utils/config.ts";
+import { survivePoolFault } from "./utils/errors.ts";
 import { loadPlans, readPlansFile } from "./utils/plans.ts";
 import { startScheduler } from "./utils/scheduler.ts";
 
@@ -14,6 +15,7 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
+  globalThis.addEventListener("unhandledrejection", survivePoolFault);
   let config;
   try {
     config = parseConfig(Deno.env.toObject());

@@ -42,5 +42,8 @@ export function isTransient(error: unknown): boolean {
   }
   return code.startsWith("08") || code.startsWith("57P") || code === "53300" ||
     code === "40001" || code === "40P01" || code.startsWith("CONNECT") ||
-    code.startsWith("CONNECTION") || code === "ECONNREFUSED" || code === "ECONNRESET";
+    code.startsWith("CONNECTION") || code === "ECONNREFUSED" || code === "ECONNRESET" ||
+    code === "EPIPE" || code === "ETIMEDOUT" || code === "EHOSTUNREACH" || code === "ENETUNREACH" ||
+    // The database of DATABASE_URL is gone (dropped, or being restored): not the request's fault.
+    code === "3D000";
 }

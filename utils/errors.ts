@@ -65,3 +65,16 @@ export function toHttpError(error: unknown): HttpError {
 export function errorBody(error: HttpError): ErrorBody {
   return { error: error.code, message: error.message };
 }
+
+/**
+ * An "unhandledrejection" listener for the server process. postgres.js on Deno can leave one of
+ * its internal promises rejected when PostgreSQL drops a pooled connection (a restart,
+ * pg_terminate_backend). The pool reconnects by itself and the request that was using the
+ * connection has already been answered 503, so such a fault must not end the process; any other
+ * unhandled rejection still does.
+ */
+export function survivePoolFault(event: PromiseRejectionEvent): void {
+  if (!isTransient(event.reason)) return;
+  event.preventDefault();
+  console.error(`database connection lost (${sqlState(event.reason) ?? "network"}); reconnecting`);
+}
