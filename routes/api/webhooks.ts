@@ -111,7 +111,8 @@ async function creemSignatureMatches(body: Uint8Array<ArrayBuffer>, given: strin
     ["sign"],
   );
   const expected = new Uint8Array(await crypto.subtle.sign("HMAC", key, body));
-  if (!/^[0-9a-fA-F]{64}$/.test(given)) return false;
+  // Creem sends lowercase hex; any other spelling is not a signature Creem made.
+  if (!/^[0-9a-f]{64}$/.test(given)) return false;
   const presented = new Uint8Array(given.match(/../g)!.map((pair) => parseInt(pair, 16)));
   return timingSafeEqual(expected, presented);
 }
