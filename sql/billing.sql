@@ -290,7 +290,9 @@ $$;
 -- period_paid: records the subscription (advancing its period when this one is newer) and the
 --   payment; grants the period: a monthly price's monthlyCredits keyed by (subscription, period
 --   start), a yearly price's slot 0 keyed like the daily job's slots. Only when the event says
---   the invoice pays a period (grantsPeriod: a first or renewal invoice with money paid).
+--   the invoice pays a period (grantsPeriod: a first or renewal invoice with money paid). When
+--   the row already holds a richer plan for this period (an upgrade reported first), also the
+--   upgrade difference, keyed as subscription_changed keys it.
 create function billing._apply_period_paid(p_provider text, p_event jsonb, p_now timestamptz)
 returns uuid
 language plpgsql
@@ -345,6 +347,16 @@ begin
                                billing._expiry(p_now, v_price.plan_expire_days),
                                'Yearly plan monthly credits');
   end if;
+  -- An upgrade within this period that arrived before this invoice left the row on the richer
+  -- plan: the same difference, under the same key, as when the upgrade comes after the invoice.
+  perform credits.grant_once(v_sub.user_id, pl.monthly_credits - v_price.monthly_credits,
+                             'upgrade', billing.upgrade_key(v_sub.id, v_start, pl.id),
+                             billing._expiry(p_now, pl.credits_expire_days),
+                             'Plan upgrade to ' || pl.id)
+     from billing.subscriptions s
+     join billing.plans pl on pl.id = s.plan_id
+    where s.user_id = v_sub.user_id and s.id = v_sub.id and s.current_period_start = v_start
+      and s.status = 'active' and pl.monthly_credits > v_price.monthly_credits;
   return v_sub.user_id;
 end
 $$;

@@ -418,6 +418,40 @@ Deno.test("upgrade grants the difference once; a downgrade waits for the next in
       await assertConsistent(sql, user);
     });
 
+    await t.step("an upgrade that arrives before its period's invoice: the same 1000", async () => {
+      const user = await insertUser(sql);
+      const sub = ref("sub");
+      const customer = who(user, ref("cus"));
+      const change = (priceId: string, minutes: number) =>
+        subscriptionChanged({
+          customer,
+          sub,
+          priceId,
+          status: "active",
+          start,
+          end,
+          occurredAt: at(minutes * 60_000),
+        });
+      // In order: created on basic, invoice for basic, upgrade to pro. Delivered backwards.
+      await apply(sql, change("price_pro_monthly", 10));
+      await apply(
+        sql,
+        periodPaid({
+          customer,
+          sub,
+          priceId: "price_basic_monthly",
+          start,
+          end,
+          payment: ref("in"),
+        }),
+      );
+      await apply(sql, change("price_basic_monthly", 1));
+      await apply(sql, change("price_pro_monthly", 10));
+      assert.deepEqual(await kinds(sql, user), [["subscription_period", 300], ["upgrade", 700]]);
+      assert.equal(await planOf(sql, user), "pro");
+      await assertConsistent(sql, user);
+    });
+
     await t.step("pro → basic: nothing now, the next invoice grants 300", async () => {
       const user = await insertUser(sql);
       const sub = ref("sub");
