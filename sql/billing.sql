@@ -32,6 +32,7 @@ begin
 end
 $$;
 
+-- An instant as UTC text, for source keys (the session's TimeZone must not change a key).
 create function billing.iso_utc(p_at timestamptz) returns text
 language sql immutable parallel safe
 as $$ select to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') $$;
@@ -180,6 +181,8 @@ begin
 end
 $$;
 
+-- When credits granted at p_now expire: p_days later, or never (null) when the plans file sets
+-- no expiry.
 create function billing._expiry(p_now timestamptz, p_days integer) returns timestamptz
 language sql immutable parallel safe
 as $$ select case when p_days is null then null else p_now + make_interval(days => p_days) end $$;
@@ -225,6 +228,12 @@ end
 $$;
 
 -- checkout_paid: a package's credits, or a lifetime purchase's slot 0, once per payment.
+--   The price is the event's (Stripe's expanded line items, Creem's product), else Tally's own
+--   record of the checkout (billing.checkouts); credits come from the catalogue by that price.
+--   A subscription price only links the customer (its invoice brings the credits).
+-- Errors: BL001 for no matching user, no price, or a price the plans file never had.
+-- Idempotency key: the payment (billing._record_payment), then the grant's source key.
+-- Locks: through credits.grant_once, the batch lock (shared), then the user's balance row.
 create function billing._apply_checkout_paid(p_provider text, p_event jsonb, p_now timestamptz)
 returns uuid
 language plpgsql
@@ -277,7 +286,8 @@ begin
 end
 $$;
 
--- checkout_linked: remembers whose customer (and subscription) a checkout was.
+-- checkout_linked: remembers whose customer (and subscription) a checkout was. Grants nothing.
+-- Errors: BL001 for no matching user. Idempotent (billing.customers keeps the first owner).
 create function billing._apply_checkout_linked(p_provider text, p_event jsonb, p_now timestamptz)
 returns uuid
 language plpgsql
@@ -633,6 +643,9 @@ begin
 end
 $$;
 
+-- billing._apply(p_provider, p_event, p_now)
+-- Applies one neutral event by its kind (see the header); returns the user it concerned.
+-- Errors: BL001 (business failures, the event is kept as failed), including an unknown kind.
 create function billing._apply(p_provider text, p_event jsonb, p_now timestamptz) returns uuid
 language plpgsql
 as $$
