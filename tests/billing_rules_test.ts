@@ -289,19 +289,23 @@ Deno.test("a lifetime refund reaches every month slot, rounds in all, stops the 
     assert.equal(await removed(sql, user, "refund"), 1000);
     assert.equal(await planOf(sql, user), "lifetime", "a partial refund keeps the purchase");
 
+    // A slot the daily job makes after the partial refund is still part of the payment.
+    await sql`select credits.distribute_monthly(${at(93 * DAY)}::timestamptz)`;
+    assert.equal(await balance(sql, user), 3000);
+
     await apply(sql, refundTotal(payment, 19900));
-    assert.equal(await removed(sql, user, "refund"), 3000);
+    assert.equal(await removed(sql, user, "refund"), 4000);
     assert.equal(await balance(sql, user), 0);
     const perSlot = await sql<{ n: number }[]>`
       select coalesce(-sum(l.amount), 0)::int as n from credits.grants g
         left join credits.ledger l on l.grant_id = g.id and l.kind = 'refund'
        where g.user_id = ${user} and g.kind = 'lifetime_monthly' group by g.id order by g.id`;
-    assert.deepEqual(perSlot.map((r) => r.n), [1000, 1000, 1000]);
+    assert.deepEqual(perSlot.map((r) => r.n), [1000, 1000, 1000, 1000]);
 
     // Refunded in full: no further slot, the user is back on the free plan.
-    await sql`select credits.distribute_monthly(${at(93 * DAY)}::timestamptz)`;
-    assert.deepEqual((await kinds(sql, user)).filter(([k]) => k === "lifetime_monthly").length, 3);
-    assert.equal(await planOf(sql, user, at(93 * DAY)), "free");
+    await sql`select credits.distribute_monthly(${at(124 * DAY)}::timestamptz)`;
+    assert.deepEqual((await kinds(sql, user)).filter(([k]) => k === "lifetime_monthly").length, 4);
+    assert.equal(await planOf(sql, user, at(124 * DAY)), "free");
     assert.deepEqual((await kinds(sql, user)).at(-1), ["free_monthly", 50]);
     await assertConsistent(sql, user);
   });
