@@ -9,6 +9,7 @@ import { parseConfig } from "./utils/config.ts";
 import { survivePoolFault } from "./utils/errors.ts";
 import { loadPlans, readPlansFile } from "./utils/plans.ts";
 import { startScheduler } from "./utils/scheduler.ts";
+import { ensureUiBuilt } from "./utils/static_files.ts";
 
 function fail(message: string): never {
   console.error(`tally: ${message}`);
@@ -49,6 +50,12 @@ async function main(): Promise<void> {
     fail(error.message);
   });
 
+  // Built before serving, so the first visitor does not wait for the bundler.
+  await ensureUiBuilt().catch(async (error) => {
+    await sql.end();
+    await stopDatabase();
+    fail(`building the UI: ${error instanceof Error ? error.message : error}`);
+  });
   const app = createApp({ sql, config });
   let server: Deno.HttpServer;
   try {

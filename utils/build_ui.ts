@@ -52,9 +52,30 @@ export async function buildUi(): Promise<void> {
   ]);
 }
 
+async function modifiedAt(path: string): Promise<number> {
+  try {
+    return (await Deno.stat(path)).mtime?.getTime() ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Newest change among the sources the bundle is made of (islands/ and components/). */
+async function newestSource(): Promise<number> {
+  let newest = 0;
+  for (const dir of ["islands", "components"]) {
+    for await (const entry of Deno.readDir(`${ROOT}${dir}`)) {
+      if (entry.isFile) newest = Math.max(newest, await modifiedAt(`${ROOT}${dir}/${entry.name}`));
+    }
+  }
+  return newest;
+}
+
+/** True when every output exists and the bundle is newer than its sources (no stale UI). */
 export async function uiIsBuilt(): Promise<boolean> {
   const present = await Promise.all(GENERATED.map((name) => exists(`${STATIC_DIR}/${name}`)));
-  return present.every(Boolean);
+  if (!present.every(Boolean)) return false;
+  return await modifiedAt(`${STATIC_DIR}/islands.js`) >= await newestSource();
 }
 
 if (import.meta.main) {
