@@ -341,3 +341,27 @@ Deno.test("concurrent failed logins are each counted: 8 at once lock the email",
     assertError(next, 429, "too_many_requests");
   });
 });
+
+Deno.test("concurrent sign-ups with one email: one 201, the rest 409", async () => {
+  await withServer(async (server) => {
+    const results = await Promise.all(
+      Array.from(
+        { length: 5 },
+        () =>
+          new Client(server.baseUrl).request("POST", "/api/auth/signup", {
+            email: "race@example.com",
+            password: PASSWORD,
+          }),
+      ),
+    );
+    const statuses = results.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [201, 409, 409, 409, 409]);
+    for (const result of results.filter((r) => r.status === 409)) {
+      assertError(result, 409, "email_taken");
+    }
+    assert.equal(await userCount(server.db.sql), 1);
+    const [grants] = await server.db.sql<{ n: number }[]>`
+      select count(*)::int as n from credits.grants`;
+    assert.equal(grants.n, 2, "one sign-up's grants only");
+  });
+});

@@ -405,3 +405,37 @@ Deno.test("200 concurrent consume(1) requests on a balance of 100: exactly 100 s
     assert.deepEqual(check, { balance: 0, usage: 100, remaining: 0 });
   });
 });
+
+Deno.test("concurrent consumes with one idempotency key spend once and all answer alike", async () => {
+  await withServer(async (server) => {
+    const { client, userId } = await signedUp(server);
+    const results = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        client.request("POST", "/api/me/credits/consume", {
+          amount: 7,
+          idempotencyKey: "one-purchase",
+        })),
+    );
+    for (const result of results) {
+      assert.equal(result.status, 200);
+      assert.deepEqual(result.json, { balance: STARTING_BALANCE - 7 });
+    }
+    const after = await ledgerState(server.db.sql, userId);
+    assert.equal(after.balance, STARTING_BALANCE - 7);
+    assert.equal(after.ledgerRows, 3, "sign-up gift, free month, one usage");
+  });
+});
+
+Deno.test("a body over 1 MB is refused with 413 and changes nothing", async () => {
+  await withServer(async (server) => {
+    const { client, userId } = await signedUp(server);
+    const before = await ledgerState(server.db.sql, userId);
+    const result = await client.request("POST", "/api/me/credits/consume", {
+      amount: 1,
+      idempotencyKey: "big",
+      description: "x".repeat(1024 * 1024 + 10),
+    });
+    assertError(result, 413, "payload_too_large");
+    assert.deepEqual(await ledgerState(server.db.sql, userId), before);
+  });
+});
