@@ -87,44 +87,54 @@ end
 $$;
 
 -- credits._expire_locked(p_user_ids, p_now)
--- Inputs: users whose credits.balances rows the caller has already locked; the clock.
+-- Inputs: users whose credits.balances rows the caller has already locked, or null for every user
+--   with due grants (expire_due, which has locked all of them); the clock.
 -- Effects: for every grant of those users that has unspent credits and expires_at <= p_now,
 --   sets remaining to 0 and expired_at, lowers the balance row, and appends one 'expiry' ledger
 --   entry per grant (balance_after running in expiry order).
 -- Returns: the number of grants expired. Idempotent: an expired grant has remaining = 0.
 -- Locks: none of its own; relies on the caller's balance-row locks, so it reads settled rows.
+-- Cost: an index probe when nothing is due (the common case for one user); the statement that
+--   expires is planned for the case at hand, one user or a whole batch.
 create function credits._expire_locked(p_user_ids uuid[], p_now timestamptz) returns integer
 language plpgsql
 as $$
 declare
   v_count integer;
 begin
+  if p_user_ids is not null and not exists (
+       select from credits.grants g
+        where g.user_id = any (p_user_ids) and g.remaining > 0 and g.expires_at <= p_now) then
+    return 0;
+  end if;
+  -- The balance rows are locked by the caller, so this statement's snapshot reads their current
+  -- values. No CTE is joined to another: their row estimates are guesses, and a nested loop of
+  -- two 100,000-row CTEs would never finish.
   with due as (
     update credits.grants g
        set remaining = 0, expired_at = p_now
       from credits.grants d
-     where d.user_id = any (p_user_ids)
+     where (p_user_ids is null or d.user_id = any (p_user_ids))
        and d.remaining > 0 and d.expires_at <= p_now
        and g.user_id = d.user_id and g.id = d.id
     returning g.user_id, g.id, d.remaining as amount, d.expires_at
   ), ordered as (
-    select user_id, id, amount,
-           sum(amount) over (partition by user_id order by expires_at, id) as running,
-           sum(amount) over (partition by user_id) as total
-      from due
-  ), per_user as (
-    select user_id, max(total) as total from ordered group by user_id
+    select d.user_id, d.id, d.amount,
+           b.balance - sum(d.amount) over (partition by d.user_id order by d.expires_at, d.id)
+             as balance_after,
+           b.balance - sum(d.amount) over (partition by d.user_id) as final_balance
+      from due d
+      join credits.balances b on b.user_id = d.user_id
   ), balance as (
     update credits.balances b
-       set balance = b.balance - p.total, updated_at = now()
-      from per_user p
+       set balance = p.final_balance, updated_at = now()
+      from (select distinct on (user_id) user_id, final_balance from ordered) p
      where b.user_id = p.user_id
-    returning b.user_id, b.balance
   ), entries as (
     insert into credits.ledger (user_id, kind, amount, balance_after, created_at, grant_id)
-    select o.user_id, 'expiry', -o.amount, b.balance + o.total - o.running, p_now, o.id
-      from ordered o join balance b using (user_id)
-     order by o.user_id, o.running
+    select o.user_id, 'expiry', -o.amount, o.balance_after, p_now, o.id
+      from ordered o
+     order by o.user_id, o.balance_after desc
     returning 1
   )
   select count(*) into v_count from entries;
@@ -248,6 +258,9 @@ $$;
 -- Errors: 22023 for a non-positive amount or an empty key; 23503 for an unknown user; CR001 when
 --   the balance is short, and then nothing is recorded (the key stays unused).
 -- Locks: the user's balance row, then (by updating) the grants it draws from.
+-- Cost: the hot path of the API, so it is four statements (lock and read the balance, look up the
+--   key, check for due expiries, then draw + balance + ledger in one statement); the expiry
+--   statement runs only when the cheap index probe finds something due.
 create function credits.consume(
   p_user_id uuid,
   p_amount bigint,
@@ -260,7 +273,6 @@ as $$
 declare
   v_balance bigint;
   v_drawn bigint;
-  v_draws jsonb;
 begin
   if p_amount is null or p_amount <= 0 then
     perform credits.raise_invalid('amount must be a positive number of credits');
@@ -269,21 +281,24 @@ begin
     perform credits.raise_invalid('an idempotency key is required');
   end if;
 
-  perform 1 from credits.balances where user_id = p_user_id for update;
+  select b.balance into v_balance from credits.balances b where b.user_id = p_user_id for update;
   if not found then
     perform credits.raise_unknown_user(p_user_id);
   end if;
 
-  select l.balance_after into v_balance
+  select l.balance_after into v_drawn
     from credits.ledger l
    where l.user_id = p_user_id and l.kind = 'usage' and l.idempotency_key = p_idempotency_key;
   if found then
-    return v_balance;
+    return v_drawn;
   end if;
 
-  perform credits._expire_locked(array[p_user_id], p_now);
+  if exists (select from credits.grants g
+              where g.user_id = p_user_id and g.remaining > 0 and g.expires_at <= p_now) then
+    perform credits._expire_locked(array[p_user_id], p_now);
+    select b.balance into v_balance from credits.balances b where b.user_id = p_user_id;
+  end if;
 
-  select b.balance into v_balance from credits.balances b where b.user_id = p_user_id;
   if v_balance < p_amount then
     raise exception using errcode = 'CR001',
       message = format('insufficient credits: balance %s, requested %s', v_balance, p_amount);
@@ -305,25 +320,32 @@ begin
       from picked p
      where g.user_id = p_user_id and g.id = p.id
     returning g.id, p.take, p.running
+  ), summed as (
+    select sum(take) as total,
+           jsonb_agg(jsonb_build_object('grant', id, 'amount', take) order by running) as draws
+      from drawn
+  ), balance as (
+    update credits.balances b set balance = b.balance - p_amount, updated_at = now()
+      from summed s
+     where b.user_id = p_user_id
+    returning b.balance, s.total, s.draws
+  ), entry as (
+    insert into credits.ledger
+      (user_id, kind, amount, balance_after, description, created_at, idempotency_key, draws)
+    select p_user_id, 'usage', -p_amount, b.balance, p_description, p_now, p_idempotency_key,
+           b.draws
+      from balance b
+    returning balance_after
   )
-  select sum(take), jsonb_agg(jsonb_build_object('grant', id, 'amount', take) order by running)
-    into v_drawn, v_draws
-    from drawn;
+  select e.balance_after, b.total into v_balance, v_drawn from entry e, balance b;
 
   if v_drawn is distinct from p_amount then
-    -- The balance row and the grants disagree: refuse rather than write a wrong ledger.
+    -- The balance row and the grants disagree: refuse (the exception undoes this statement)
+    -- rather than keep a wrong ledger.
     raise exception using errcode = 'XX000',
-      message = format('credits of user %s are inconsistent: drew %s of %s', p_user_id, v_drawn, p_amount);
+      message = format('credits of user %s are inconsistent: drew %s of %s', p_user_id,
+                       coalesce(v_drawn, 0), p_amount);
   end if;
-
-  update credits.balances set balance = balance - p_amount, updated_at = now()
-   where user_id = p_user_id
-  returning balance into v_balance;
-
-  insert into credits.ledger
-    (user_id, kind, amount, balance_after, description, created_at, idempotency_key, draws)
-  values
-    (p_user_id, 'usage', -p_amount, v_balance, p_description, p_now, p_idempotency_key, v_draws);
   return v_balance;
 end
 $$;
@@ -331,27 +353,25 @@ $$;
 -- credits.expire_due(p_now)
 -- Effects: for every user, records the expiry of grants due at p_now (see _expire_locked).
 -- Returns: the number of grants whose unspent credits it removed. Idempotent.
--- Locks: the batch advisory lock, then the affected users' balance rows in user_id order.
+-- Locks: the batch advisory lock, then the affected users' balance rows in user_id order (one
+--   statement), then, in a second statement that sees every change committed before the locks
+--   were granted, their due grants. No grant can become due meanwhile: p_now is fixed and new
+--   grants wait for the batch lock.
 create function credits.expire_due(p_now timestamptz default now()) returns integer
 language plpgsql
 as $$
-declare
-  v_users uuid[];
 begin
   perform pg_advisory_xact_lock(credits.batch_lock_key());
-  select array_agg(b.user_id) into v_users
-    from (
-      select b.user_id
-        from credits.balances b
-       where b.user_id in (
-               select g.user_id from credits.grants g
-                where g.remaining > 0 and g.expires_at <= p_now)
-       order by b.user_id
-         for update of b
-    ) b;
-  if v_users is null then
+  perform
+     from credits.balances b
+    where b.user_id in (
+            select g.user_id from credits.grants g
+             where g.remaining > 0 and g.expires_at <= p_now)
+    order by b.user_id
+      for update of b;
+  if not found then
     return 0;
   end if;
-  return credits._expire_locked(v_users, p_now);
+  return credits._expire_locked(null, p_now);
 end
 $$;
