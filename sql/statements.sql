@@ -15,7 +15,7 @@ create function app.me(p_user_id uuid, p_now timestamptz default now()) returns 
 language sql stable
 as $$
   select jsonb_build_object(
-           'id', u.id, 'email', u.email, 'name', u.name,
+           'id', u.id, 'email', u.email,
            'plan', (select jsonb_build_object('id', p.plan_id, 'kind', p.kind, 'status', p.status,
                                               'renewsAt', app.iso(p.renews_at))
                       from billing.plan_of(u.id, p_now) p),

@@ -41,7 +41,7 @@ Deno.test("GET /api/me: id, email, the free plan and the balance", async () => {
     const result = await client.request("GET", "/api/me");
     assert.equal(result.status, 200);
     const me = result.json as Me;
-    for (const key of ["id", "email", "plan", "balance"]) assert.ok(key in me, key);
+    assert.deepEqual(Object.keys(me).sort(), ["balance", "email", "id", "plan"]);
     assert.deepEqual(Object.keys(me.plan).sort(), ["id", "kind", "renewsAt", "status"]);
     assert.equal(me.id, userId);
     assert.equal(me.email, email);
