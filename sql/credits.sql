@@ -104,7 +104,8 @@ declare
 begin
   if p_user_ids is not null and not exists (
        select from credits.grants g
-        where g.user_id = any (p_user_ids) and g.remaining > 0 and g.expires_at <= p_now) then
+        where g.user_id = any (p_user_ids) and g.expired_at is null and g.remaining > 0
+          and g.expires_at <= p_now) then
     return 0;
   end if;
   -- The balance rows are locked by the caller, so this statement's snapshot reads their current
@@ -115,7 +116,7 @@ begin
        set remaining = 0, expired_at = p_now
       from credits.grants d
      where (p_user_ids is null or d.user_id = any (p_user_ids))
-       and d.remaining > 0 and d.expires_at <= p_now
+       and d.expired_at is null and d.remaining > 0 and d.expires_at <= p_now
        and g.user_id = d.user_id and g.id = d.id
     returning g.user_id, g.id, d.remaining as amount, d.expires_at
   ), ordered as (
@@ -154,7 +155,7 @@ declare
 begin
   select coalesce(sum(g.remaining), 0) into v_balance
     from credits.grants g
-   where g.user_id = p_user_id and g.remaining > 0
+   where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
      and (g.expires_at is null or g.expires_at > p_now);
   if v_balance = 0 and not exists (select 1 from credits.balances where user_id = p_user_id) then
     perform credits.raise_unknown_user(p_user_id);
@@ -294,7 +295,8 @@ begin
   end if;
 
   if exists (select from credits.grants g
-              where g.user_id = p_user_id and g.remaining > 0 and g.expires_at <= p_now) then
+              where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
+                and g.expires_at <= p_now) then
     perform credits._expire_locked(array[p_user_id], p_now);
     select b.balance into v_balance from credits.balances b where b.user_id = p_user_id;
   end if;
@@ -308,7 +310,7 @@ begin
     select g.id, g.remaining,
            sum(g.remaining) over (order by g.expires_at nulls last, g.id) as running
       from credits.grants g
-     where g.user_id = p_user_id and g.remaining > 0
+     where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
        and (g.expires_at is null or g.expires_at > p_now)
   ), picked as (
     select id, least(remaining, p_amount - (running - remaining)) as take, running
@@ -351,22 +353,28 @@ end
 $$;
 
 -- credits.expire_due(p_now)
--- Effects: for every user, records the expiry of grants due at p_now (see _expire_locked).
+-- Effects: for every user, records the expiry of grants due at p_now (see _expire_locked); marks
+--   grants that were spent down to 0 before their expiry as expired too (expired_at, no ledger
+--   entry: nothing is removed), so that they leave the open-grant indexes.
 -- Returns: the number of grants whose unspent credits it removed. Idempotent.
 -- Locks: the batch advisory lock, then the affected users' balance rows in user_id order (one
---   statement), then, in a second statement that sees every change committed before the locks
---   were granted, their due grants. No grant can become due meanwhile: p_now is fixed and new
---   grants wait for the batch lock.
+--   statement), then, in a statement that sees every change committed before the locks were
+--   granted, their due grants. No grant can become due meanwhile: p_now is fixed and new grants
+--   wait for the batch lock. Spent-out grants are marked without balance locks: nothing else
+--   updates a grant whose remaining is 0, so nobody waits on them.
 create function credits.expire_due(p_now timestamptz default now()) returns integer
 language plpgsql
 as $$
 begin
   perform pg_advisory_xact_lock(credits.batch_lock_key());
+  update credits.grants g
+     set expired_at = p_now
+   where g.expired_at is null and g.remaining = 0 and g.expires_at <= p_now;
   perform
      from credits.balances b
     where b.user_id in (
             select g.user_id from credits.grants g
-             where g.remaining > 0 and g.expires_at <= p_now)
+             where g.expired_at is null and g.remaining > 0 and g.expires_at <= p_now)
     order by b.user_id
       for update of b;
   if not found then

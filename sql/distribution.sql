@@ -85,8 +85,15 @@ $$;
 -- Locks: the batch advisory lock, then (by the insert) the new grants, then (by one update) the
 --   balance rows of the users granted to. Expired-but-unrecorded grants of those users stay for
 --   their next grant, consumption or expire_due, as the contract allows.
+-- Cost: the keys already taken are filtered out before the insert rather than by ON CONFLICT,
+--   which would write a speculative insertion per grant. That is safe because every other way of
+--   making a grant (credits.grant_once) holds the batch lock in shared mode, so no key can be
+--   inserted between the filter and the insert; a key that did would fail the whole run (unique
+--   violation), never grant twice. work_mem is raised so that sorting a million due grants stays
+--   in memory.
 create function credits.distribute_monthly(p_now timestamptz default now()) returns integer
 language plpgsql
+set work_mem = '128MB'
 as $$
 declare
   v_count integer;
@@ -96,8 +103,8 @@ begin
     insert into credits.grants (user_id, kind, amount, remaining, expires_at, source_key)
     select d.user_id, d.kind, d.amount, d.amount, d.expires_at, d.source_key
       from credits.due_monthly_grants(p_now) d
+     where not exists (select from credits.grants g where g.source_key = d.source_key)
      order by d.user_id
-    on conflict (source_key) do nothing
     returning user_id, id, kind, amount
   ), ordered as (
     select user_id, id, kind, amount,
