@@ -129,8 +129,8 @@ begin
   ), balance as (
     update credits.balances b
        set balance = p.final_balance, updated_at = now()
-      from (select distinct on (user_id) user_id, final_balance from ordered) p
-     where b.user_id = p.user_id
+      from ordered p
+     where b.user_id = p.user_id and p.balance_after = p.final_balance -- each user's last entry
   ), entries as (
     insert into credits.ledger (user_id, kind, amount, balance_after, created_at, grant_id)
     select o.user_id, 'expiry', -o.amount, o.balance_after, p_now, o.id
@@ -259,9 +259,11 @@ $$;
 -- Errors: 22023 for a non-positive amount or an empty key; 23503 for an unknown user; CR001 when
 --   the balance is short, and then nothing is recorded (the key stays unused).
 -- Locks: the user's balance row, then (by updating) the grants it draws from.
--- Cost: the hot path of the API, so it is four statements (lock and read the balance, look up the
---   key, check for due expiries, then draw + balance + ledger in one statement); the expiry
---   statement runs only when the cheap index probe finds something due.
+-- Cost: the hot path of the API. Four statements when the first grant in spend order covers the
+--   amount (lock and read the balance; look up the key; read that grant; update it, the balance
+--   and the ledger in one statement), one more when several grants are drawn from. The first
+--   open grant in spend order is also the soonest to expire, so reading it tells whether an
+--   expiry is due; the expiry statement runs only then.
 create function credits.consume(
   p_user_id uuid,
   p_amount bigint,
@@ -274,6 +276,9 @@ as $$
 declare
   v_balance bigint;
   v_drawn bigint;
+  v_first bigint;
+  v_first_remaining bigint;
+  v_first_expires timestamptz;
 begin
   if p_amount is null or p_amount <= 0 then
     perform credits.raise_invalid('amount must be a positive number of credits');
@@ -294,16 +299,40 @@ begin
     return v_drawn;
   end if;
 
-  if exists (select from credits.grants g
-              where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
-                and g.expires_at <= p_now) then
+  loop
+    select g.id, g.remaining, g.expires_at into v_first, v_first_remaining, v_first_expires
+      from credits.grants g
+     where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
+     order by g.expires_at nulls last, g.id
+     limit 1;
+    exit when v_first_expires is null or v_first_expires > p_now;
+    -- The soonest grant has expired: record that (and any other due expiry), then look again.
     perform credits._expire_locked(array[p_user_id], p_now);
     select b.balance into v_balance from credits.balances b where b.user_id = p_user_id;
-  end if;
+  end loop;
 
   if v_balance < p_amount then
     raise exception using errcode = 'CR001',
       message = format('insufficient credits: balance %s, requested %s', v_balance, p_amount);
+  end if;
+
+  if v_first_remaining >= p_amount then
+    -- The usual case: one grant covers it.
+    with drawn as (
+      update credits.grants g set remaining = g.remaining - p_amount
+       where g.user_id = p_user_id and g.id = v_first
+    ), balance as (
+      update credits.balances b set balance = b.balance - p_amount, updated_at = now()
+       where b.user_id = p_user_id
+      returning b.balance
+    )
+    insert into credits.ledger
+      (user_id, kind, amount, balance_after, description, created_at, idempotency_key, draws)
+    select p_user_id, 'usage', -p_amount, b.balance, p_description, p_now, p_idempotency_key,
+           jsonb_build_array(jsonb_build_object('grant', v_first, 'amount', p_amount))
+      from balance b
+    returning balance_after into v_balance;
+    return v_balance;
   end if;
 
   with ordered as (
@@ -364,6 +393,7 @@ $$;
 --   updates a grant whose remaining is 0, so nobody waits on them.
 create function credits.expire_due(p_now timestamptz default now()) returns integer
 language plpgsql
+set work_mem = '256MB' -- its sorts of every due grant stay in memory
 as $$
 begin
   perform pg_advisory_xact_lock(credits.batch_lock_key());

@@ -78,55 +78,66 @@ $$;
 
 -- credits.distribute_monthly(p_now)
 -- Effects: makes every grant of due_monthly_grants(p_now) that has not been made yet: inserts the
---   grants, raises each user's balance once by their sum, and appends one ledger entry per grant.
---   Set-based: one statement for all users.
+--   grants, raises each user's balance once by their sum, and appends one ledger entry per grant
+--   (balance_after running in grant id order). Set-based: three statements for all users.
 -- Returns: how many grants it made. Idempotency key: each grant's source key (a repeated or
 --   concurrent run finds them taken and makes nothing).
 -- Locks: the batch advisory lock, then (by the insert) the new grants, then (by one update) the
 --   balance rows of the users granted to. Expired-but-unrecorded grants of those users stay for
 --   their next grant, consumption or expire_due, as the contract allows.
--- Cost: the keys already taken are filtered out before the insert rather than by ON CONFLICT,
---   which would write a speculative insertion per grant. That is safe because every other way of
---   making a grant (credits.grant_once) holds the batch lock in shared mode, so no key can be
---   inserted between the filter and the insert; a key that did would fail the whole run (unique
---   violation), never grant twice. work_mem is raised so that sorting a million due grants stays
---   in memory.
+-- Cost, per grant: one heap row and four index entries in grants, one HOT update of the balance,
+--   one ledger row and its primary-key entry. To keep it at that:
+--   - the keys already taken are filtered out before the insert rather than by ON CONFLICT,
+--     which would write a speculative insertion per grant. Safe because every other way of making
+--     a grant (credits.grant_once) holds the batch lock in shared mode, so no key can be inserted
+--     between the filter and the insert; one that did would fail the run, never grant twice;
+--   - the due grants go to a temporary table (no WAL) with statistics, so that the planner sees a
+--     million rows, not a CTE's guess of 200, and updates the balances in one pass over the table
+--     (hash join) instead of a million index probes in random order;
+--   - grant ids are drawn up front, so the ledger needs no join back to the inserted grants.
 create function credits.distribute_monthly(p_now timestamptz default now()) returns integer
 language plpgsql
-set work_mem = '128MB'
+set work_mem = '256MB'
 as $$
 declare
+  v_ids regclass := pg_get_serial_sequence('credits.grants', 'id')::regclass;
   v_count integer;
 begin
   perform pg_advisory_xact_lock(credits.batch_lock_key());
-  with made as (
-    insert into credits.grants (user_id, kind, amount, remaining, expires_at, source_key)
-    select d.user_id, d.kind, d.amount, d.amount, d.expires_at, d.source_key
-      from credits.due_monthly_grants(p_now) d
-     where not exists (select from credits.grants g where g.source_key = d.source_key)
-     order by d.user_id
-    returning user_id, id, kind, amount
-  ), ordered as (
-    select user_id, id, kind, amount,
-           sum(amount) over (partition by user_id order by id) as running,
-           sum(amount) over (partition by user_id) as total
-      from made
-  ), per_user as (
-    select user_id, max(total) as total from ordered group by user_id
+  if to_regclass('pg_temp.distribution_due') is not null then
+    drop table pg_temp.distribution_due; -- a second run in one transaction
+  end if;
+  create temp table distribution_due on commit drop as
+  select d.user_id, nextval(v_ids) as id, d.kind, d.amount, d.expires_at, d.source_key
+    from credits.due_monthly_grants(p_now) d
+   where not exists (select from credits.grants g where g.source_key = d.source_key);
+  get diagnostics v_count = row_count;
+  if v_count = 0 then
+    return 0;
+  end if;
+  analyze pg_temp.distribution_due;
+
+  insert into credits.grants (user_id, id, kind, amount, remaining, expires_at, source_key)
+  overriding system value
+  select user_id, id, kind, amount, amount, expires_at, source_key
+    from pg_temp.distribution_due
+   order by user_id, id;
+
+  with per_user as (
+    select user_id, sum(amount) as total from pg_temp.distribution_due group by user_id
   ), balance as (
     update credits.balances b
        set balance = b.balance + p.total, updated_at = now()
       from per_user p
      where b.user_id = p.user_id
-    returning b.user_id, b.balance
-  ), entries as (
-    insert into credits.ledger (user_id, kind, amount, balance_after, created_at, grant_id)
-    select o.user_id, o.kind, o.amount, b.balance - o.total + o.running, p_now, o.id
-      from ordered o join balance b using (user_id)
-     order by o.user_id, o.id
-    returning 1
+    returning b.user_id, b.balance - p.total as balance_before
   )
-  select count(*) into v_count from entries;
+  insert into credits.ledger (user_id, kind, amount, balance_after, created_at, grant_id)
+  select d.user_id, d.kind, d.amount,
+         b.balance_before + sum(d.amount) over (partition by d.user_id order by d.id), p_now, d.id
+    from pg_temp.distribution_due d
+    join balance b on b.user_id = d.user_id
+   order by d.user_id, d.id;
   return v_count;
 end
 $$;

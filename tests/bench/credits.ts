@@ -35,6 +35,11 @@ async function consumeBench(context: BenchContext): Promise<void> {
              credits.grant(id, 10000000, 'package', 'bench-package:' || id,
                            now() + interval '90 days')
         from app.users`;
+    // A little usage history per user, so that the statistics, and so the plans, are those of a
+    // running system rather than of an empty ledger.
+    await sql`
+      select credits.consume(u.id, 1, 'bench-history:' || u.id || ':' || k)
+        from app.users u cross join generate_series(1, 5) k`;
     await settle(sql);
     const users = (await sql<{ id: string }[]>`select id from app.users order by id`)
       .map((row) => row.id);
@@ -94,9 +99,11 @@ async function consumeBench(context: BenchContext): Promise<void> {
                 from credits.balances b
                 join (select user_id, sum(remaining) as remaining
                         from credits.grants group by user_id) g using (user_id)) as consistent`;
-    if (check.entries !== measured + warmupCalls || !check.consistent) {
+    const history = CONSUME_USERS * 5;
+    if (check.entries !== history + measured + warmupCalls || !check.consistent) {
       throw new Error(
-        `consume left ${check.entries} usage entries for ${measured + warmupCalls} calls ` +
+        `consume left ${check.entries} usage entries for ${history + measured + warmupCalls} ` +
+          `calls ` +
           `(balances agree with grants: ${check.consistent})`,
       );
     }
