@@ -1,7 +1,8 @@
 // The transaction history with a kind filter and paging through /api/me/transactions. Without
 // JavaScript the filter is a GET form and "Older entries" a link, both served by /dashboard.
 import { useState } from "preact/hooks";
-import { formatDateTime, formatSigned, KIND_LABELS, kindLabel } from "../components/format.ts";
+import { KIND_LABELS } from "../components/format.ts";
+import { LedgerTable } from "../components/LedgerTable.tsx";
 import type { Transaction, TransactionPage } from "../components/types.ts";
 
 export type TransactionsProps = { initial: TransactionPage; kind: string };
@@ -65,35 +66,7 @@ export function Transactions({ initial, kind: initialKind }: TransactionsProps) 
       {failure && <p role="alert">Could not load the history: {failure}</p>}
       {items.length === 0
         ? <p>No transactions{kind ? " of this kind" : ""} yet.</p>
-        : (
-          <div class="overflow-auto">
-            <table class="striped" id="transactions">
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">What</th>
-                  <th scope="col" class="number">Credits</th>
-                  <th scope="col" class="number">Balance</th>
-                </tr>
-              </thead>
-              <tbody>
-                {items.map((item) => (
-                  <tr key={item.id} data-kind={item.kind}>
-                    <td>{formatDateTime(item.createdAt)}</td>
-                    <td>
-                      {item.description}
-                      {item.description !== kindLabel(item.kind) && (
-                        <small>{` · ${kindLabel(item.kind)}`}</small>
-                      )}
-                    </td>
-                    <td class="number">{formatSigned(item.amount)}</td>
-                    <td class="number">{item.balanceAfter}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        : <LedgerTable id="transactions" items={items} />}
       {nextCursor && (
         <a
           href={olderHref(kind, nextCursor)}

@@ -1,6 +1,7 @@
 // GET /billing: the current plan, its status and renewal or end date, "manage billing" (the
 // provider's customer portal), upgrade choices and credit packages to buy.
 import { Hono } from "hono";
+import { DataTable } from "../components/DataTable.tsx";
 import { formatCredits, formatDate, formatMoney } from "../components/format.ts";
 import type { Catalogue, Me, Plan } from "../components/types.ts";
 import type { AppEnv } from "../utils/app_env.ts";
@@ -135,34 +136,30 @@ billingPages.get("/billing", async (c) => {
         {data.payments.length > 0 && (
           <section aria-labelledby="payments-title">
             <h2 id="payments-title">Payments</h2>
-            <div class="overflow-auto">
-              <table class="striped" id="payments">
-                <thead>
-                  <tr>
-                    <th scope="col">Date</th>
-                    <th scope="col">What</th>
-                    <th scope="col" class="number">Amount</th>
-                    <th scope="col">Refunds</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {data.payments.map((payment) => (
-                    <tr key={payment.id}>
-                      <td>{formatDate(payment.paidAt)}</td>
-                      <td>{payment.kind}{payment.priceId ? ` (${payment.priceId})` : ""}</td>
-                      <td class="number">{formatMoney(payment.amount, payment.currency)}</td>
-                      <td>
-                        {payment.disputed
-                          ? "disputed"
-                          : payment.refundedAmount > 0
-                          ? `${formatMoney(payment.refundedAmount, payment.currency)} refunded`
-                          : ""}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable
+              id="payments"
+              columns={[
+                { label: "Date" },
+                { label: "What" },
+                { label: "Amount", numeric: true },
+                { label: "Refunds" },
+              ]}
+            >
+              {data.payments.map((payment) => (
+                <tr key={payment.id}>
+                  <td>{formatDate(payment.paidAt)}</td>
+                  <td>{payment.kind}{payment.priceId ? ` (${payment.priceId})` : ""}</td>
+                  <td class="number">{formatMoney(payment.amount, payment.currency)}</td>
+                  <td>
+                    {payment.disputed
+                      ? "disputed"
+                      : payment.refundedAmount > 0
+                      ? `${formatMoney(payment.refundedAmount, payment.currency)} refunded`
+                      : ""}
+                  </td>
+                </tr>
+              ))}
+            </DataTable>
           </section>
         )}
       </>

@@ -2,6 +2,7 @@
 // usage chart and the daily sign-in. POST /daily-signin is the sign-in button without JavaScript.
 import { Hono } from "hono";
 import { z } from "zod";
+import { DataTable } from "../components/DataTable.tsx";
 import { formatCredits, formatDate, kindLabel } from "../components/format.ts";
 import type { CreditSummary, Me, TransactionPage, UsageDay } from "../components/types.ts";
 import { TransactionsQuery } from "./api/me.ts";
@@ -80,32 +81,26 @@ dashboard.get("/dashboard", async (c) => {
 
         <section aria-labelledby="grants-title">
           <h2 id="grants-title">Your credits, in the order they will be spent</h2>
-          {credits.grants.length === 0
-            ? <p>You have no credits left.</p>
-            : (
-              <div class="overflow-auto">
-                <table class="striped" id="grants">
-                  <thead>
-                    <tr>
-                      <th scope="col">Kind</th>
-                      <th scope="col" class="number">Remaining</th>
-                      <th scope="col" class="number">Of</th>
-                      <th scope="col">Expires</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {credits.grants.map((grant) => (
-                      <tr key={grant.id} data-kind={grant.kind}>
-                        <td>{kindLabel(grant.kind)}</td>
-                        <td class="number">{grant.remaining}</td>
-                        <td class="number">{grant.amount}</td>
-                        <td>{grant.expiresAt ? formatDate(grant.expiresAt) : "never"}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-            )}
+          {credits.grants.length === 0 ? <p>You have no credits left.</p> : (
+            <DataTable
+              id="grants"
+              columns={[
+                { label: "Kind" },
+                { label: "Remaining", numeric: true },
+                { label: "Of", numeric: true },
+                { label: "Expires" },
+              ]}
+            >
+              {credits.grants.map((grant) => (
+                <tr key={grant.id} data-kind={grant.kind}>
+                  <td>{kindLabel(grant.kind)}</td>
+                  <td class="number">{grant.remaining}</td>
+                  <td class="number">{grant.amount}</td>
+                  <td>{grant.expiresAt ? formatDate(grant.expiresAt) : "never"}</td>
+                </tr>
+              ))}
+            </DataTable>
+          )}
         </section>
 
         <section aria-labelledby="history-title" id="history">

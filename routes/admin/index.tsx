@@ -4,8 +4,10 @@
 // a plain form (works without JavaScript) that redirects back with a message.
 import { type Context, Hono } from "hono";
 import { z } from "zod";
+import { DataTable } from "../../components/DataTable.tsx";
 import { Field } from "../../components/Field.tsx";
-import { formatCredits, formatDateTime, formatSigned, kindLabel } from "../../components/format.ts";
+import { formatCredits, formatDateTime, formatSigned } from "../../components/format.ts";
+import { LedgerTable } from "../../components/LedgerTable.tsx";
 import type { Me, TransactionPage } from "../../components/types.ts";
 import type { AppEnv } from "../../utils/app_env.ts";
 import { HttpError } from "../../utils/errors.ts";
@@ -73,30 +75,26 @@ function UsersSection({ users, query }: { users: AdminUser[]; query: string }) {
           <button type="submit">Search</button>
         </fieldset>
       </form>
-      <div class="overflow-auto">
-        <table class="striped" id="users">
-          <thead>
-            <tr>
-              <th scope="col">Email</th>
-              <th scope="col">Plan</th>
-              <th scope="col" class="number">Balance</th>
-              <th scope="col">Signed up</th>
-            </tr>
-          </thead>
-          <tbody>
-            {users.map((user) => (
-              <tr key={user.id}>
-                <td>
-                  <a href={`/admin/users/${user.id}`}>{user.email}</a>
-                </td>
-                <td>{user.plan}</td>
-                <td class="number">{user.balance}</td>
-                <td>{formatDateTime(user.createdAt)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        id="users"
+        columns={[
+          { label: "Email" },
+          { label: "Plan" },
+          { label: "Balance", numeric: true },
+          { label: "Signed up" },
+        ]}
+      >
+        {users.map((user) => (
+          <tr key={user.id}>
+            <td>
+              <a href={`/admin/users/${user.id}`}>{user.email}</a>
+            </td>
+            <td>{user.plan}</td>
+            <td class="number">{user.balance}</td>
+            <td>{formatDateTime(user.createdAt)}</td>
+          </tr>
+        ))}
+      </DataTable>
       {users.length === 0 && <p>No user matches.</p>}
     </section>
   );
@@ -107,46 +105,42 @@ function InboxSection({ inbox }: { inbox: InboxEvent[] }) {
     <section aria-labelledby="inbox-title">
       <h2 id="inbox-title">Webhook inbox: failed events</h2>
       {inbox.length === 0 ? <p>No failed events.</p> : (
-        <div class="overflow-auto">
-          <table class="striped" id="inbox">
-            <thead>
-              <tr>
-                <th scope="col">Received</th>
-                <th scope="col">Event</th>
-                <th scope="col">Error</th>
-                <th scope="col">Action</th>
-              </tr>
-            </thead>
-            <tbody>
-              {inbox.map((event) => (
-                <tr key={`${event.provider}:${event.eventId}`} data-event={event.eventId}>
-                  <td>{formatDateTime(event.receivedAt)}</td>
-                  <td>
-                    {event.provider} {event.type}
-                    <br />
-                    <small>
-                      <code>{event.eventId}</code> · {event.attempts} attempt(s)
-                    </small>
-                  </td>
-                  <td>{event.error}</td>
-                  <td>
-                    <form
-                      method="post"
-                      action={`/admin/events/${event.provider}/${
-                        encodeURIComponent(event.eventId)
-                      }/replay`}
-                      class="inline"
-                    >
-                      <button type="submit" aria-label={`Replay event ${event.eventId}`}>
-                        Replay
-                      </button>
-                    </form>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          id="inbox"
+          columns={[
+            { label: "Received" },
+            { label: "Event" },
+            { label: "Error" },
+            { label: "Action" },
+          ]}
+        >
+          {inbox.map((event) => (
+            <tr key={`${event.provider}:${event.eventId}`} data-event={event.eventId}>
+              <td>{formatDateTime(event.receivedAt)}</td>
+              <td>
+                {event.provider} {event.type}
+                <br />
+                <small>
+                  <code>{event.eventId}</code> · {event.attempts} attempt(s)
+                </small>
+              </td>
+              <td>{event.error}</td>
+              <td>
+                <form
+                  method="post"
+                  action={`/admin/events/${event.provider}/${
+                    encodeURIComponent(event.eventId)
+                  }/replay`}
+                  class="inline"
+                >
+                  <button type="submit" aria-label={`Replay event ${event.eventId}`}>
+                    Replay
+                  </button>
+                </form>
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </section>
   );
@@ -160,30 +154,26 @@ function RunsSection({ runs }: { runs: DailyRun[] }) {
         <button type="submit" class="secondary">Run the daily job now</button>
       </form>
       {runs.length === 0 ? <p>The daily job has not run yet.</p> : (
-        <div class="overflow-auto">
-          <table class="striped" id="runs">
-            <thead>
-              <tr>
-                <th scope="col">Started</th>
-                <th scope="col">By</th>
-                <th scope="col" class="number">Expired</th>
-                <th scope="col" class="number">Granted</th>
-                <th scope="col" class="number">Duration</th>
-              </tr>
-            </thead>
-            <tbody>
-              {runs.map((run) => (
-                <tr key={run.id}>
-                  <td>{formatDateTime(run.runAt)}</td>
-                  <td>{run.trigger}</td>
-                  <td class="number">{run.expired ?? "running"}</td>
-                  <td class="number">{run.granted ?? ""}</td>
-                  <td class="number">{run.durationMs === null ? "" : `${run.durationMs} ms`}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          id="runs"
+          columns={[
+            { label: "Started" },
+            { label: "By" },
+            { label: "Expired", numeric: true },
+            { label: "Granted", numeric: true },
+            { label: "Duration", numeric: true },
+          ]}
+        >
+          {runs.map((run) => (
+            <tr key={run.id}>
+              <td>{formatDateTime(run.runAt)}</td>
+              <td>{run.trigger}</td>
+              <td class="number">{run.expired ?? "running"}</td>
+              <td class="number">{run.granted ?? ""}</td>
+              <td class="number">{run.durationMs === null ? "" : `${run.durationMs} ms`}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </section>
   );
@@ -286,30 +276,7 @@ async function userPage(
         />
         <section aria-labelledby="ledger-title">
           <h2 id="ledger-title">Ledger</h2>
-          <div class="overflow-auto">
-            <table class="striped" id="ledger">
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Kind</th>
-                  <th scope="col">Description</th>
-                  <th scope="col" class="number">Credits</th>
-                  <th scope="col" class="number">Balance</th>
-                </tr>
-              </thead>
-              <tbody>
-                {ledger.items.map((item) => (
-                  <tr key={item.id} data-kind={item.kind}>
-                    <td>{formatDateTime(item.createdAt)}</td>
-                    <td>{kindLabel(item.kind)}</td>
-                    <td>{item.description}</td>
-                    <td class="number">{formatSigned(item.amount)}</td>
-                    <td class="number">{item.balanceAfter}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <LedgerTable id="ledger" items={ledger.items} />
           {ledger.nextCursor && (
             <a href={`/admin/users/${user.id}?cursor=${ledger.nextCursor}`}>Older entries</a>
           )}
