@@ -2,6 +2,7 @@
 // switch is a GET form that reloads the page with ?interval=.
 import { useState } from "preact/hooks";
 import { formatCredits, formatMoney } from "../components/format.ts";
+import { checkoutHref, PriceCard } from "../components/PriceCard.tsx";
 import type { Plan, Price } from "../components/types.ts";
 
 export type PricingToggleProps = {
@@ -45,10 +46,24 @@ export function PricingToggle({ plans, currency, initialInterval }: PricingToggl
           const prices = plan.prices.filter((price) => price.interval === interval);
           const monthly = plan.prices.find((price) => price.interval === "month");
           return (
-            <article key={plan.id} class="plan" data-plan={plan.id}>
-              <header>
-                <h3>{plan.name}</h3>
-              </header>
+            <PriceCard
+              key={plan.id}
+              sells="plan"
+              id={plan.id}
+              name={plan.name}
+              actions={prices.map((price, index) => (
+                <a
+                  key={price.priceId}
+                  role="button"
+                  class={index === 0 ? "" : "secondary outline"}
+                  href={checkoutHref(price.priceId)}
+                >
+                  {index === 0
+                    ? `Subscribe to ${plan.name}`
+                    : `or pay with ${providerName(price.provider)}`}
+                </a>
+              ))}
+            >
               <p>
                 <strong>{formatCredits(plan.monthlyCredits)}</strong> every month
                 {plan.trialCredits ? `, ${formatCredits(plan.trialCredits)} during the trial` : ""}
@@ -66,21 +81,7 @@ export function PricingToggle({ plans, currency, initialInterval }: PricingToggl
                     )}
                   </p>
                 )}
-              <footer>
-                {prices.map((price, index) => (
-                  <a
-                    key={price.priceId}
-                    role="button"
-                    class={index === 0 ? "" : "secondary outline"}
-                    href={`/checkout/start?priceId=${encodeURIComponent(price.priceId)}&auto=1`}
-                  >
-                    {index === 0
-                      ? `Subscribe to ${plan.name}`
-                      : `or pay with ${providerName(price.provider)}`}
-                  </a>
-                ))}
-              </footer>
-            </article>
+            </PriceCard>
           );
         })}
       </div>

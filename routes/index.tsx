@@ -1,6 +1,7 @@
 // GET /: what Tally offers, then the pricing table from the plans file.
 import { Hono } from "hono";
 import { formatCredits, formatMoney } from "../components/format.ts";
+import { checkoutHref, PriceCard } from "../components/PriceCard.tsx";
 import type { Catalogue, CreditPackage, Plan } from "../components/types.ts";
 import type { AppEnv } from "../utils/app_env.ts";
 import { Island, page } from "../utils/render.tsx";
@@ -10,37 +11,38 @@ function expiryNote(days: number | null): string {
   return days ? `credits last ${days} days` : "credits never expire";
 }
 
-function buyHref(priceId: string): string {
-  return `/checkout/start?priceId=${encodeURIComponent(priceId)}&auto=1`;
+function BuyButton({ priceId, name }: { priceId: string | undefined; name: string }) {
+  return priceId ? <a href={checkoutHref(priceId)} role="button">Buy {name}</a> : null;
 }
 
 function FreeCard({ plan, signedIn }: { plan: Plan; signedIn: boolean }) {
   return (
-    <article class="plan" data-plan={plan.id}>
-      <header>
-        <h3>{plan.name}</h3>
-      </header>
+    <PriceCard
+      sells="plan"
+      id={plan.id}
+      name={plan.name}
+      actions={signedIn
+        ? <a href="/dashboard" role="button" class="secondary">Your dashboard</a>
+        : <a href="/signup" role="button">Start free</a>}
+    >
       <p>
         <strong>{formatCredits(plan.monthlyCredits)}</strong> every month;{" "}
         {expiryNote(plan.creditsExpireInDays)}.
       </p>
       <p class="price">Free</p>
-      <footer>
-        {signedIn
-          ? <a href="/dashboard" role="button" class="secondary">Your dashboard</a>
-          : <a href="/signup" role="button">Start free</a>}
-      </footer>
-    </article>
+    </PriceCard>
   );
 }
 
 function LifetimeCard({ plan, currency }: { plan: Plan; currency: string }) {
   const [price] = plan.prices;
   return (
-    <article class="plan" data-plan={plan.id}>
-      <header>
-        <h3>{plan.name}</h3>
-      </header>
+    <PriceCard
+      sells="plan"
+      id={plan.id}
+      name={plan.name}
+      actions={<BuyButton priceId={price?.priceId} name={plan.name} />}
+    >
       <p>
         <strong>{formatCredits(plan.monthlyCredits)}</strong> every month, for good;{" "}
         {expiryNote(plan.creditsExpireInDays)}.
@@ -50,28 +52,24 @@ function LifetimeCard({ plan, currency }: { plan: Plan; currency: string }) {
           {formatMoney(price.amount, currency)} <small>once</small>
         </p>
       )}
-      <footer>
-        {price && <a href={buyHref(price.priceId)} role="button">Buy {plan.name}</a>}
-      </footer>
-    </article>
+    </PriceCard>
   );
 }
 
 function PackageCard({ pack, currency }: { pack: CreditPackage; currency: string }) {
   const [price] = pack.prices;
   return (
-    <article class="package" data-package={pack.id}>
-      <header>
-        <h3>{pack.name}</h3>
-      </header>
+    <PriceCard
+      sells="package"
+      id={pack.id}
+      name={pack.name}
+      actions={<BuyButton priceId={price?.priceId} name={pack.name} />}
+    >
       <p>
         <strong>{formatCredits(pack.credits)}</strong>; {expiryNote(pack.expiresInDays)}.
       </p>
       {price && <p class="price">{formatMoney(price.amount, currency)}</p>}
-      <footer>
-        {price && <a href={buyHref(price.priceId)} role="button">Buy {pack.name}</a>}
-      </footer>
-    </article>
+    </PriceCard>
   );
 }
 
