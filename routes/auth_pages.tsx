@@ -1,6 +1,7 @@
 // /signup, /login and /logout as HTML forms that work without JavaScript. They validate with the
 // API's schemas and call the same account functions (utils/accounts.ts) as /api/auth/*.
 import { Hono } from "hono";
+import type { ComponentChildren } from "preact";
 import type { z } from "zod";
 import { Field } from "../components/Field.tsx";
 import { createAccount, logIn } from "../utils/accounts.ts";
@@ -26,6 +27,46 @@ function nextQuery(next: string | undefined): string {
   return next ? `?next=${encodeURIComponent(next)}` : "";
 }
 
+// The frame both account forms share: title, form-level error, the form posting back with ?next=
+// kept, and the link to the other form.
+function AccountForm({ title, action, next, errors, submit, intro, children, other }: {
+  title: string;
+  action: "/signup" | "/login";
+  next: string | undefined;
+  errors: FieldErrors;
+  submit: string;
+  intro?: ComponentChildren;
+  children: ComponentChildren;
+  other: ComponentChildren;
+}) {
+  return (
+    <article class="narrow">
+      <h1>{title}</h1>
+      {intro}
+      {errors.form && <p role="alert" class="field-error">{errors.form}</p>}
+      <form method="post" action={`${action}${nextQuery(next)}`} noValidate>
+        {children}
+        <button type="submit">{submit}</button>
+      </form>
+      <p>{other}</p>
+    </article>
+  );
+}
+
+function EmailField({ value, error }: { value: string; error: string | undefined }) {
+  return (
+    <Field
+      name="email"
+      label="Email"
+      type="email"
+      value={value}
+      error={error}
+      autocomplete="email"
+      required
+    />
+  );
+}
+
 function SignupForm({ email, name, next, errors }: {
   email: string;
   name: string;
@@ -33,45 +74,40 @@ function SignupForm({ email, name, next, errors }: {
   errors: FieldErrors;
 }) {
   return (
-    <article class="narrow">
-      <h1>Create your account</h1>
-      {next?.startsWith("/checkout/") && (
+    <AccountForm
+      title="Create your account"
+      action="/signup"
+      next={next}
+      errors={errors}
+      submit="Sign up"
+      intro={next?.startsWith("/checkout/") && (
         <p>Sign up first; you will continue to the payment right after.</p>
       )}
-      {errors.form && <p role="alert" class="field-error">{errors.form}</p>}
-      <form method="post" action={`/signup${nextQuery(next)}`} noValidate>
-        <Field
-          name="email"
-          label="Email"
-          type="email"
-          value={email}
-          error={errors.email}
-          autocomplete="email"
-          required
-        />
-        <Field
-          name="name"
-          label="Name (optional)"
-          value={name}
-          error={errors.name}
-          autocomplete="name"
-        />
-        <Field
-          name="password"
-          label="Password"
-          type="password"
-          error={errors.password}
-          autocomplete="new-password"
-          required
-          minLength={8}
-          hint="At least 8 characters."
-        />
-        <button type="submit">Sign up</button>
-      </form>
-      <p>
-        Already have an account? <a href={`/login${nextQuery(next)}`}>Log in</a>
-      </p>
-    </article>
+      other={
+        <>
+          Already have an account? <a href={`/login${nextQuery(next)}`}>Log in</a>
+        </>
+      }
+    >
+      <EmailField value={email} error={errors.email} />
+      <Field
+        name="name"
+        label="Name (optional)"
+        value={name}
+        error={errors.name}
+        autocomplete="name"
+      />
+      <Field
+        name="password"
+        label="Password"
+        type="password"
+        error={errors.password}
+        autocomplete="new-password"
+        required
+        minLength={8}
+        hint="At least 8 characters."
+      />
+    </AccountForm>
   );
 }
 
@@ -81,33 +117,28 @@ function LoginForm({ email, next, errors }: {
   errors: FieldErrors;
 }) {
   return (
-    <article class="narrow">
-      <h1>Log in</h1>
-      {errors.form && <p role="alert" class="field-error">{errors.form}</p>}
-      <form method="post" action={`/login${nextQuery(next)}`} noValidate>
-        <Field
-          name="email"
-          label="Email"
-          type="email"
-          value={email}
-          error={errors.email}
-          autocomplete="email"
-          required
-        />
-        <Field
-          name="password"
-          label="Password"
-          type="password"
-          error={errors.password}
-          autocomplete="current-password"
-          required
-        />
-        <button type="submit">Log in</button>
-      </form>
-      <p>
-        New here? <a href={`/signup${nextQuery(next)}`}>Create an account</a>
-      </p>
-    </article>
+    <AccountForm
+      title="Log in"
+      action="/login"
+      next={next}
+      errors={errors}
+      submit="Log in"
+      other={
+        <>
+          New here? <a href={`/signup${nextQuery(next)}`}>Create an account</a>
+        </>
+      }
+    >
+      <EmailField value={email} error={errors.email} />
+      <Field
+        name="password"
+        label="Password"
+        type="password"
+        error={errors.password}
+        autocomplete="current-password"
+        required
+      />
+    </AccountForm>
   );
 }
 
