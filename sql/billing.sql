@@ -153,11 +153,13 @@ begin
 end
 $$;
 
--- billing._price(p_provider, p_price_id)
+-- billing._price(p_provider, p_price_id, p_subscription_only)
 -- Returns the price with what it sells: plan (kind, monthly and trial credits, expiry days) or
 -- package (credits, expiry days). Retired prices still count: a renewal may be on one.
--- Errors: BL001 for a price the plans file never had, or one of another provider.
+-- Errors: BL001 for a price the plans file never had, or one of another provider; with
+--   p_subscription_only, also for a price that is not a plan's monthly or yearly price.
 create function billing._price(p_provider text, p_price_id text,
+                               p_subscription_only boolean default false,
                                out price_id text, out price_interval text, out plan_id text,
                                out plan_kind text, out monthly_credits bigint,
                                out trial_credits bigint, out plan_expire_days integer,
@@ -177,6 +179,9 @@ begin
   if not found then
     perform billing.raise_failure(format('unknown %s price %L (not in the plans file)',
                                          p_provider, p_price_id));
+  end if;
+  if p_subscription_only and (plan_id is null or price_interval not in ('month', 'year')) then
+    perform billing.raise_failure(format('price %L is not a subscription price', price_id));
   end if;
 end
 $$;
@@ -227,6 +232,31 @@ begin
 end
 $$;
 
+-- billing._grant_for_payment(p_user_id, p_payment_id, p_grant_key, p_amount, p_kind, p_source_key,
+--                            p_expires_at, p_description)
+-- Effects: records p_grant_key as the key the payment's grants live under (a payment keeps the
+--   first key it was given; refunds and disputes find its grants by it, billing._payment_grants),
+--   then, when p_amount > 0, grants p_amount of p_kind once under p_source_key (the grant key
+--   itself, or the key of a month slot under it).
+-- Idempotency key: p_source_key (credits.grant_once).
+-- Locks: the payment row; then, through credits.grant_once, the batch lock (shared), the user's
+--   balance row, then grants.
+create function billing._grant_for_payment(p_user_id uuid, p_payment_id bigint, p_grant_key text,
+                                           p_amount bigint, p_kind text, p_source_key text,
+                                           p_expires_at timestamptz, p_description text)
+returns void
+language plpgsql
+as $$
+begin
+  update billing.payments set grant_key = p_grant_key
+   where id = p_payment_id and grant_key is null;
+  if p_amount > 0 then
+    perform credits.grant_once(p_user_id, p_amount, p_kind, p_source_key, p_expires_at,
+                               p_description);
+  end if;
+end
+$$;
+
 -- checkout_paid: a package's credits, or a lifetime purchase's slot 0, once per payment.
 --   The price is the event's (Stripe's expanded line items, Creem's product), else Tally's own
 --   record of the checkout (billing.checkouts); credits come from the catalogue by that price.
@@ -261,26 +291,24 @@ begin
   if v_price.package_id is not null then
     v_payment_id := billing._record_payment(p_provider, v_user, p_event, v_price.price_id,
                                             'package', null, null);
-    update billing.payments set grant_key = billing.package_key(v_payment_id)
-     where id = v_payment_id and grant_key is null;
-    perform credits.grant_once(v_user, v_price.package_credits, 'package',
-                               billing.package_key(v_payment_id),
-                               billing._expiry(p_now, v_price.package_expire_days),
-                               'Credit package ' || v_price.package_id);
+    perform billing._grant_for_payment(v_user, v_payment_id, billing.package_key(v_payment_id),
+                                       v_price.package_credits, 'package',
+                                       billing.package_key(v_payment_id),
+                                       billing._expiry(p_now, v_price.package_expire_days),
+                                       'Credit package ' || v_price.package_id);
   else
     v_payment_id := billing._record_payment(p_provider, v_user, p_event, v_price.price_id,
                                             'lifetime', null, null);
-    update billing.payments set grant_key = 'lifetime_monthly:' || v_payment_id
-     where id = v_payment_id and grant_key is null;
-    if v_price.monthly_credits > 0
-       and exists (select 1 from billing.payments p
-                    where p.user_id = v_user and p.id = v_payment_id
-                      and p.disputed_at is null and p.refunded_at is null) then
-      perform credits.grant_once(v_user, v_price.monthly_credits, 'lifetime_monthly',
-                                 credits.lifetime_slot_key(v_payment_id, 0),
-                                 billing._expiry(p_now, v_price.plan_expire_days),
-                                 'Lifetime plan monthly credits');
-    end if;
+    -- Slot 0 only while the purchase stands: a checkout redelivered after a full refund or a
+    -- dispute grants nothing.
+    perform billing._grant_for_payment(
+              v_user, v_payment_id, 'lifetime_monthly:' || v_payment_id,
+              case when p.disputed_at is null and p.refunded_at is null
+                   then v_price.monthly_credits else 0 end,
+              'lifetime_monthly', credits.lifetime_slot_key(v_payment_id, 0),
+              billing._expiry(p_now, v_price.plan_expire_days), 'Lifetime plan monthly credits')
+       from billing.payments p
+      where p.user_id = v_user and p.id = v_payment_id;
   end if;
   return v_user;
 end
@@ -315,10 +343,7 @@ declare
   v_end timestamptz := (p_event ->> 'periodEnd')::timestamptz;
   v_payment_id bigint;
 begin
-  select * into v_price from billing._price(p_provider, p_event ->> 'priceId');
-  if v_price.plan_id is null or v_price.price_interval not in ('month', 'year') then
-    perform billing.raise_failure(format('price %L is not a subscription price', v_price.price_id));
-  end if;
+  select * into v_price from billing._price(p_provider, p_event ->> 'priceId', true);
   if v_end <= v_start then
     perform billing.raise_failure('the paid period ends before it starts');
   end if;
@@ -342,20 +367,19 @@ begin
     return v_sub.user_id;
   end if;
   if v_price.price_interval = 'month' then
-    update billing.payments set grant_key = billing.period_key(v_sub.id, v_start)
-     where id = v_payment_id and grant_key is null;
-    perform credits.grant_once(v_sub.user_id, v_price.monthly_credits, 'subscription_period',
-                               billing.period_key(v_sub.id, v_start),
-                               billing._expiry(p_now, v_price.plan_expire_days),
-                               'Subscription credits');
+    perform billing._grant_for_payment(v_sub.user_id, v_payment_id,
+                                       billing.period_key(v_sub.id, v_start),
+                                       v_price.monthly_credits, 'subscription_period',
+                                       billing.period_key(v_sub.id, v_start),
+                                       billing._expiry(p_now, v_price.plan_expire_days),
+                                       'Subscription credits');
   else
-    update billing.payments
-       set grant_key = 'subscription_monthly:' || v_sub.id || ':' || billing.iso_utc(v_start)
-     where id = v_payment_id and grant_key is null;
-    perform credits.grant_once(v_sub.user_id, v_price.monthly_credits, 'subscription_monthly',
-                               credits.yearly_slot_key(v_sub.id, v_start, 0),
-                               billing._expiry(p_now, v_price.plan_expire_days),
-                               'Yearly plan monthly credits');
+    perform billing._grant_for_payment(
+              v_sub.user_id, v_payment_id,
+              'subscription_monthly:' || v_sub.id || ':' || billing.iso_utc(v_start),
+              v_price.monthly_credits, 'subscription_monthly',
+              credits.yearly_slot_key(v_sub.id, v_start, 0),
+              billing._expiry(p_now, v_price.plan_expire_days), 'Yearly plan monthly credits');
   end if;
   -- An upgrade within this period that arrived before this invoice left the row on the richer
   -- plan: the same difference, under the same key, as when the upgrade comes after the invoice.
@@ -393,10 +417,7 @@ declare
   v_status text := p_event ->> 'status';
   v_old_credits bigint;
 begin
-  select * into v_price from billing._price(p_provider, p_event ->> 'priceId');
-  if v_price.plan_id is null or v_price.price_interval not in ('month', 'year') then
-    perform billing.raise_failure(format('price %L is not a subscription price', v_price.price_id));
-  end if;
+  select * into v_price from billing._price(p_provider, p_event ->> 'priceId', true);
   if v_end <= v_start then
     perform billing.raise_failure('the subscription period ends before it starts');
   end if;
