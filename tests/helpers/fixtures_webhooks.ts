@@ -392,6 +392,21 @@ export function creemSubscription(o: {
   };
 }
 
+/** The payment transaction that Creem's refund and dispute objects embed. */
+function creemTransaction(o: { transactionId: string; orderId?: string }, status: string) {
+  return {
+    id: o.transactionId,
+    object: "transaction",
+    amount: 1490,
+    currency: "USD",
+    type: "payment",
+    status,
+    order: o.orderId ?? null,
+    created_at: Date.now(),
+    mode: "test",
+  };
+}
+
 export function creemRefund(o: { transactionId: string; orderId?: string; amount: number }) {
   return {
     id: uniqueId("ref"),
@@ -401,17 +416,7 @@ export function creemRefund(o: { transactionId: string; orderId?: string; amount
     refund_amount: o.amount,
     refund_currency: "USD",
     reason: "requested_by_customer",
-    transaction: {
-      id: o.transactionId,
-      object: "transaction",
-      amount: 1490,
-      currency: "USD",
-      type: "payment",
-      status: "refunded",
-      order: o.orderId ?? null,
-      created_at: Date.now(),
-      mode: "test",
-    },
+    transaction: creemTransaction(o, "refunded"),
     order: o.orderId ?? null,
     created_at: Date.now(),
   };
@@ -424,17 +429,7 @@ export function creemDispute(o: { transactionId: string; orderId?: string }) {
     mode: "test",
     amount: 1490,
     currency: "USD",
-    transaction: {
-      id: o.transactionId,
-      object: "transaction",
-      amount: 1490,
-      currency: "USD",
-      type: "payment",
-      status: "disputed",
-      order: o.orderId ?? null,
-      created_at: Date.now(),
-      mode: "test",
-    },
+    transaction: creemTransaction(o, "disputed"),
     order: o.orderId ?? null,
     created_at: Date.now(),
   };
