@@ -384,11 +384,14 @@ Deno.test("upgrade grants the difference once; a downgrade waits for the next in
     await loadPlansWithBasic(sql);
     const start = at(-DAY);
     const end = at(29 * DAY);
-
-    await t.step("basic → pro: 700 once, also when updates repeat or come late", async () => {
+    // A new user with a monthly subscription over [start, end): its invoices for a price, and
+    // its updates to a price at a minute of the period.
+    const subscriber = async () => {
       const user = await insertUser(sql);
       const sub = ref("sub");
       const customer = who(user, ref("cus"));
+      const invoice = (priceId: string) =>
+        periodPaid({ customer, sub, priceId, start, end, payment: ref("in") });
       const change = (priceId: string, minutes: number) =>
         subscriptionChanged({
           customer,
@@ -399,17 +402,12 @@ Deno.test("upgrade grants the difference once; a downgrade waits for the next in
           end,
           occurredAt: at(minutes * 60_000),
         });
-      await apply(
-        sql,
-        periodPaid({
-          customer,
-          sub,
-          priceId: "price_basic_monthly",
-          start,
-          end,
-          payment: ref("in"),
-        }),
-      );
+      return { user, customer, sub, invoice, change };
+    };
+
+    await t.step("basic → pro: 700 once, also when updates repeat or come late", async () => {
+      const { user, invoice, change } = await subscriber();
+      await apply(sql, invoice("price_basic_monthly"));
       await apply(sql, change("price_basic_monthly", 1));
       assert.equal(await balance(sql, user), 300);
       const upgrade = change("price_pro_monthly", 10);
@@ -423,32 +421,10 @@ Deno.test("upgrade grants the difference once; a downgrade waits for the next in
     });
 
     await t.step("an upgrade that arrives before its period's invoice: the same 1000", async () => {
-      const user = await insertUser(sql);
-      const sub = ref("sub");
-      const customer = who(user, ref("cus"));
-      const change = (priceId: string, minutes: number) =>
-        subscriptionChanged({
-          customer,
-          sub,
-          priceId,
-          status: "active",
-          start,
-          end,
-          occurredAt: at(minutes * 60_000),
-        });
+      const { user, invoice, change } = await subscriber();
       // In order: created on basic, invoice for basic, upgrade to pro. Delivered backwards.
       await apply(sql, change("price_pro_monthly", 10));
-      await apply(
-        sql,
-        periodPaid({
-          customer,
-          sub,
-          priceId: "price_basic_monthly",
-          start,
-          end,
-          payment: ref("in"),
-        }),
-      );
+      await apply(sql, invoice("price_basic_monthly"));
       await apply(sql, change("price_basic_monthly", 1));
       await apply(sql, change("price_pro_monthly", 10));
       assert.deepEqual(await kinds(sql, user), [["subscription_period", 300], ["upgrade", 700]]);
@@ -457,25 +433,9 @@ Deno.test("upgrade grants the difference once; a downgrade waits for the next in
     });
 
     await t.step("pro → basic: nothing now, the next invoice grants 300", async () => {
-      const user = await insertUser(sql);
-      const sub = ref("sub");
-      const customer = who(user, ref("cus"));
-      await apply(
-        sql,
-        periodPaid({ customer, sub, priceId: "price_pro_monthly", start, end, payment: ref("in") }),
-      );
-      await apply(
-        sql,
-        subscriptionChanged({
-          customer,
-          sub,
-          priceId: "price_basic_monthly",
-          status: "active",
-          start,
-          end,
-          occurredAt: at(60_000),
-        }),
-      );
+      const { user, customer, sub, invoice, change } = await subscriber();
+      await apply(sql, invoice("price_pro_monthly"));
+      await apply(sql, change("price_basic_monthly", 1));
       assert.equal(await balance(sql, user), 1000);
       await apply(
         sql,
