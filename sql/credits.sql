@@ -109,33 +109,33 @@ begin
     return 0;
   end if;
   -- The balance rows are locked by the caller, so this statement's snapshot reads their current
-  -- values. No CTE is joined to another: their row estimates are guesses, and a nested loop of
-  -- two 100,000-row CTEs would never finish.
+  -- values and the grants as they are. The due grants are a plain query (real row estimates, a
+  -- hash join over a whole batch); no CTE is joined to another CTE, whose estimates are guesses.
   with due as (
+    select g.user_id, g.id, g.remaining as amount,
+           b.balance - sum(g.remaining) over (partition by g.user_id order by g.expires_at, g.id)
+             as balance_after,
+           b.balance - sum(g.remaining) over (partition by g.user_id) as final_balance
+      from credits.grants g
+      join credits.balances b on b.user_id = g.user_id
+     where (p_user_ids is null or g.user_id = any (p_user_ids))
+       and g.expired_at is null and g.remaining > 0 and g.expires_at <= p_now
+  ), expired as (
     update credits.grants g
        set remaining = 0, expired_at = p_now
-      from credits.grants d
-     where (p_user_ids is null or d.user_id = any (p_user_ids))
-       and d.expired_at is null and d.remaining > 0 and d.expires_at <= p_now
-       and g.user_id = d.user_id and g.id = d.id
-    returning g.user_id, g.id, d.remaining as amount, d.expires_at
-  ), ordered as (
-    select d.user_id, d.id, d.amount,
-           b.balance - sum(d.amount) over (partition by d.user_id order by d.expires_at, d.id)
-             as balance_after,
-           b.balance - sum(d.amount) over (partition by d.user_id) as final_balance
       from due d
-      join credits.balances b on b.user_id = d.user_id
+     where g.user_id = d.user_id and g.id = d.id
+    returning d.user_id, d.id, d.amount, d.balance_after
   ), balance as (
     update credits.balances b
-       set balance = p.final_balance, updated_at = now()
-      from ordered p
-     where b.user_id = p.user_id and p.balance_after = p.final_balance -- each user's last entry
+       set balance = d.final_balance, updated_at = now()
+      from due d
+     where b.user_id = d.user_id and d.balance_after = d.final_balance -- each user's last entry
   ), entries as (
     insert into credits.ledger (user_id, kind, amount, balance_after, created_at, grant_id)
-    select o.user_id, 'expiry', -o.amount, o.balance_after, p_now, o.id
-      from ordered o
-     order by o.user_id, o.balance_after desc
+    select e.user_id, 'expiry', -e.amount, e.balance_after, p_now, e.id
+      from expired e
+     order by e.user_id, e.balance_after desc
     returning 1
   )
   select count(*) into v_count from entries;

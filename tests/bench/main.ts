@@ -71,6 +71,10 @@ try {
   const context = { options, freshDatabase: databaseFactory(serverUrl, template, prefix) };
   for (const bench of benches) {
     if (only && !only.has(bench.name)) continue;
+    // The machine may be shared: say how busy it was, so that figures can be compared fairly.
+    const load = await Deno.readTextFile("/proc/loadavg").then((text) => text.split(" ")[0])
+      .catch(() => "unknown");
+    note(`${bench.name}: 1-minute load average before it ${load}`);
     try {
       await bench.run(context);
     } catch (error) {
