@@ -250,12 +250,14 @@ as $$
                             p_description) g
 $$;
 
--- credits.consume(p_user_id, p_amount, p_idempotency_key, p_description, p_now)
+-- credits._spend(p_user_id, p_amount, p_kind, p_idempotency_key, p_description, p_now)
+-- The one place that takes credits away in spend order: consume ('usage') and an admin's negative
+-- adjustment (credits.adjust_down, 'adjustment') are this function.
 -- Effects: records the due expiries of the user at p_now, then takes p_amount credits from the
 --   spendable grants, soonest expiry first (never-expiring last), oldest first on ties; lowers
---   the balance; appends one 'usage' ledger entry that lists the grants drawn from.
--- Returns: the balance after. Idempotency key: (p_user_id, p_idempotency_key); a repeat returns
---   the first call's balance-after and changes nothing.
+--   the balance; appends one ledger entry of kind p_kind that lists the grants drawn from.
+-- Returns: the balance after. Idempotency key: (p_user_id, p_kind, p_idempotency_key); a repeat
+--   returns the first call's balance-after and changes nothing.
 -- Errors: 22023 for a non-positive amount or an empty key; 23503 for an unknown user; CR001 when
 --   the balance is short, and then nothing is recorded (the key stays unused).
 -- Locks: the user's balance row, then (by updating) the grants it draws from.
@@ -264,12 +266,13 @@ $$;
 --   and the ledger in one statement), one more when several grants are drawn from. The first
 --   open grant in spend order is also the soonest to expire, so reading it tells whether an
 --   expiry is due; the expiry statement runs only then.
-create function credits.consume(
+create function credits._spend(
   p_user_id uuid,
   p_amount bigint,
+  p_kind text,
   p_idempotency_key text,
-  p_description text default null,
-  p_now timestamptz default now()
+  p_description text,
+  p_now timestamptz
 ) returns bigint
 language plpgsql
 as $$
@@ -294,7 +297,7 @@ begin
 
   select l.balance_after into v_drawn
     from credits.ledger l
-   where l.user_id = p_user_id and l.kind = 'usage' and l.idempotency_key = p_idempotency_key;
+   where l.user_id = p_user_id and l.kind = p_kind and l.idempotency_key = p_idempotency_key;
   if found then
     return v_drawn;
   end if;
@@ -328,7 +331,7 @@ begin
     )
     insert into credits.ledger
       (user_id, kind, amount, balance_after, description, created_at, idempotency_key, draws)
-    select p_user_id, 'usage', -p_amount, b.balance, p_description, p_now, p_idempotency_key,
+    select p_user_id, p_kind, -p_amount, b.balance, p_description, p_now, p_idempotency_key,
            jsonb_build_array(jsonb_build_object('grant', v_first, 'amount', p_amount))
       from balance b
     returning balance_after into v_balance;
@@ -363,7 +366,7 @@ begin
   ), entry as (
     insert into credits.ledger
       (user_id, kind, amount, balance_after, description, created_at, idempotency_key, draws)
-    select p_user_id, 'usage', -p_amount, b.balance, p_description, p_now, p_idempotency_key,
+    select p_user_id, p_kind, -p_amount, b.balance, p_description, p_now, p_idempotency_key,
            b.draws
       from balance b
     returning balance_after
@@ -379,6 +382,21 @@ begin
   end if;
   return v_balance;
 end
+$$;
+
+-- credits.consume(p_user_id, p_amount, p_idempotency_key, p_description, p_now)
+-- Contract section 6: credits._spend with ledger kind 'usage' (effects, errors, idempotency and
+-- locks as there).
+create function credits.consume(
+  p_user_id uuid,
+  p_amount bigint,
+  p_idempotency_key text,
+  p_description text default null,
+  p_now timestamptz default now()
+) returns bigint
+language sql
+as $$
+  select credits._spend(p_user_id, p_amount, 'usage', p_idempotency_key, p_description, p_now)
 $$;
 
 -- credits.expire_due(p_now)

@@ -181,88 +181,23 @@ as $$
 $$;
 
 -- credits.adjust_down(p_user_id, p_amount, p_key, p_reason, p_now)
--- Effects: records the user's due expiries at p_now, then removes p_amount credits from the
---   spendable grants in the order consumption spends them, and appends one ledger entry of kind
---   'adjustment' with amount -p_amount, the reason as its description, the grants drawn from,
---   and p_key as its reference.
--- Returns: the balance after. Idempotency key: (p_user_id, p_key); a repeat returns the first
---   call's balance-after and changes nothing.
+-- Effects: credits._spend with ledger kind 'adjustment' and the reason as its description: the
+--   user's due expiries at p_now are recorded, then p_amount credits leave the spendable grants
+--   in the order consumption spends them.
+-- Returns: the balance after. Idempotency key: (p_user_id, 'adjustment', p_key); a repeat returns
+--   the first call's balance-after and changes nothing.
 -- Errors: 22023 for a non-positive amount, an empty key or reason; 23503 for an unknown user;
 --   CR001 when the balance is short (nothing is recorded: a balance never goes negative).
--- Locks: the user's balance row, then (by updating) the grants it draws from: as consume.
+-- Locks: as credits._spend.
 create function credits.adjust_down(p_user_id uuid, p_amount bigint, p_key text, p_reason text,
                                     p_now timestamptz default now()) returns bigint
 language plpgsql
 as $$
-declare
-  v_balance bigint;
-  v_drawn bigint;
-  v_draws jsonb;
 begin
-  if p_amount is null or p_amount <= 0 then
-    perform credits.raise_invalid('amount must be a positive number of credits');
-  end if;
-  if coalesce(p_key, '') = '' then
-    perform credits.raise_invalid('an idempotency key is required');
-  end if;
   if coalesce(trim(p_reason), '') = '' then
     perform credits.raise_invalid('an adjustment needs a reason');
   end if;
-
-  perform 1 from credits.balances where user_id = p_user_id for update;
-  if not found then
-    perform credits.raise_unknown_user(p_user_id);
-  end if;
-
-  select l.balance_after into v_balance
-    from credits.ledger l
-   where l.user_id = p_user_id and l.kind = 'adjustment' and l.reference = p_key;
-  if found then
-    return v_balance;
-  end if;
-
-  perform credits._expire_locked(array[p_user_id], p_now);
-
-  select b.balance into v_balance from credits.balances b where b.user_id = p_user_id;
-  if v_balance < p_amount then
-    raise exception using errcode = 'CR001',
-      message = format('insufficient credits: balance %s, adjustment -%s', v_balance, p_amount);
-  end if;
-
-  with ordered as (
-    select g.id, g.remaining,
-           sum(g.remaining) over (order by g.expires_at nulls last, g.id) as running
-      from credits.grants g
-     where g.user_id = p_user_id and g.remaining > 0
-       and (g.expires_at is null or g.expires_at > p_now)
-  ), picked as (
-    select id, least(remaining, p_amount - (running - remaining)) as take, running
-      from ordered
-     where running - remaining < p_amount
-  ), drawn as (
-    update credits.grants g
-       set remaining = g.remaining - p.take
-      from picked p
-     where g.user_id = p_user_id and g.id = p.id
-    returning g.id, p.take, p.running
-  )
-  select sum(take), jsonb_agg(jsonb_build_object('grant', id, 'amount', take) order by running)
-    into v_drawn, v_draws
-    from drawn;
-
-  if v_drawn is distinct from p_amount then
-    raise exception using errcode = 'XX000',
-      message = format('credits of user %s are inconsistent: drew %s of %s', p_user_id, v_drawn, p_amount);
-  end if;
-
-  update credits.balances set balance = balance - p_amount, updated_at = now()
-   where user_id = p_user_id
-  returning balance into v_balance;
-
-  insert into credits.ledger (user_id, kind, amount, balance_after, description, created_at, draws,
-                              reference)
-  values (p_user_id, 'adjustment', -p_amount, v_balance, trim(p_reason), p_now, v_draws, p_key);
-  return v_balance;
+  return credits._spend(p_user_id, p_amount, 'adjustment', p_key, trim(p_reason), p_now);
 end
 $$;
 

@@ -216,16 +216,20 @@ create table credits.ledger (
   created_at      timestamptz not null default now(),
   -- What caused it: the grant it adds, expires or claws back ...
   grant_id        bigint,
-  -- ... or, for usage, the caller's idempotency key and the grants it drew from.
+  -- ... or, for credits taken (usage, an admin's negative adjustment), the caller's idempotency
+  -- key and the grants it drew from.
   idempotency_key text,
   draws           jsonb,
   -- For refunds and disputes: the provider's reference of the refund or dispute.
   reference       text,
   primary key (user_id, id),
-  check ((kind = 'usage') = (idempotency_key is not null))
+  check (kind <> 'usage' or idempotency_key is not null),
+  check (idempotency_key is null or kind in ('usage', 'adjustment'))
 );
-create unique index ledger_usage_key on credits.ledger (user_id, idempotency_key)
-  where kind = 'usage';
+-- One entry per (user, kind, key) of credits taken by credits._spend. The predicate holds for
+-- every lookup by key, so a generic plan can use it whatever the kind parameter is.
+create unique index ledger_spend_key on credits.ledger (user_id, kind, idempotency_key)
+  where idempotency_key is not null;
 -- A refund or dispute removes credits from a grant once per provider reference.
 create unique index ledger_clawback_key on credits.ledger (user_id, grant_id, kind, reference)
   where kind in ('refund', 'dispute');
