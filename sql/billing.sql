@@ -204,9 +204,10 @@ language plpgsql
 as $$
 declare
   v_payment_id bigint;
+  v_payment_user uuid := p_user_id;
   v_refs text[] := array(select jsonb_array_elements_text(p_event -> 'paymentRefs'));
 begin
-  select r.payment_id into v_payment_id from billing.payment_refs r
+  select r.payment_id, r.user_id into v_payment_id, v_payment_user from billing.payment_refs r
    where r.provider = p_provider and r.ref = any (v_refs)
    limit 1;
   if v_payment_id is null then
@@ -218,15 +219,18 @@ begin
             coalesce((p_event ->> 'paidAt')::timestamptz, now()), p_period_start)
     on conflict (provider, provider_ref) do nothing
     returning id into v_payment_id;
+    v_payment_user := p_user_id;
     if v_payment_id is null then
-      select p.id into v_payment_id from billing.payments p
+      select p.id, p.user_id into v_payment_id, v_payment_user from billing.payments p
        where p.provider = p_provider and p.provider_ref = p_event ->> 'paymentRef';
     end if;
   end if;
+  -- By the primary key (user_id, id): a lookup by id alone would scan every payment.
   insert into billing.payment_refs (provider, ref, user_id, payment_id)
   select p_provider, r, p.user_id, p.id
     from unnest(v_refs || (p_event ->> 'paymentRef')) r
-    join billing.payments p on p.id = v_payment_id and p.provider = p_provider
+    join billing.payments p
+      on p.user_id = v_payment_user and p.id = v_payment_id and p.provider = p_provider
   on conflict do nothing;
   return v_payment_id;
 end
@@ -249,7 +253,7 @@ language plpgsql
 as $$
 begin
   update billing.payments set grant_key = p_grant_key
-   where id = p_payment_id and grant_key is null;
+   where user_id = p_user_id and id = p_payment_id and grant_key is null;
   if p_amount > 0 then
     perform credits.grant_once(p_user_id, p_amount, p_kind, p_source_key, p_expires_at,
                                p_description);

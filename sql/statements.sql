@@ -36,7 +36,7 @@ as $$
   with spendable as (
     select g.id, g.kind, g.amount, g.remaining, g.expires_at, g.created_at
       from credits.grants g
-     where g.user_id = p_user_id and g.remaining > 0
+     where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
        and (g.expires_at is null or g.expires_at > p_now)
   )
   select jsonb_build_object(
