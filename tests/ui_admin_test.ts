@@ -51,6 +51,30 @@ Deno.test({
 });
 
 Deno.test({
+  name: "ui: with no webhook the success page says the payment is still processing, not an error",
+  ...browserTest,
+  fn: async () => {
+    const session = await startBrowserSession(WEBHOOK_ENV);
+    try {
+      const page = await session.newPage();
+      await signUpInBrowser(page);
+      // ?wait= shortens the 60 s the page waits by default, so the test need not sit through it.
+      const response = await page.goto("/checkout/success?session_id=cs_never_paid&wait=1500");
+      assert.equal(response?.status(), 200);
+      await page.getByText("Your payment is still being processed").waitFor({ timeout: 15_000 });
+      assert.equal(await page.getByText("Waiting for the payment to be confirmed").count(), 0);
+      assert.equal(
+        await page.locator("#checkout-result a[href='/dashboard']").count(),
+        1,
+        "it points to the dashboard, where the credits will appear",
+      );
+    } finally {
+      await session.close();
+    }
+  },
+});
+
+Deno.test({
   name: "ui: an admin replays a failed event, adjusts a balance and runs the daily job",
   ...browserTest,
   fn: async () => {
