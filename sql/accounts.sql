@@ -33,14 +33,14 @@ begin
   if v_settings.signup_gift_credits > 0 then
     perform credits.grant(v_user_id, v_settings.signup_gift_credits, 'signup_gift',
                           'signup_gift:' || v_user_id,
-                          p_now + make_interval(days => v_settings.signup_gift_days));
+                          credits.add_days_utc(p_now, v_settings.signup_gift_days));
   end if;
 
   select * into v_free from billing.plans where kind = 'free' and active;
   if v_free.monthly_credits > 0 then
     perform credits.grant(v_user_id, v_free.monthly_credits, 'free_monthly',
                           credits.free_monthly_key(v_user_id, p_now),
-                          p_now + make_interval(days => v_free.credits_expire_days));
+                          credits.add_days_utc(p_now, v_free.credits_expire_days));
   end if;
   if p_session_token_hash is not null then
     perform app.open_session(v_user_id, p_session_token_hash, p_now);
@@ -181,7 +181,7 @@ begin
   if coalesce(v_credits, 0) > 0 then
     select case when g.created then v_credits else 0 end into granted
       from credits.grant_once(p_user_id, v_credits, 'daily_signin', v_key,
-                              p_now + make_interval(days => v_days)) g;
+                              credits.add_days_utc(p_now, v_days)) g;
   end if;
   balance := credits.balance(p_user_id, p_now);
   return next;

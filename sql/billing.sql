@@ -34,57 +34,66 @@ $$;
 
 -- An instant as UTC text, for source keys (the session's TimeZone must not change a key).
 create function billing.iso_utc(p_at timestamptz) returns text
-language sql immutable parallel safe
+language sql stable parallel safe
 as $$ select to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') $$;
 
 -- Source keys of the grants payments make. Month slots use credits.yearly_slot_key and
--- credits.lifetime_slot_key, which the daily job uses too, so slot 0 happens once.
+-- credits.lifetime_slot_key, which the daily job uses too, so slot 0 happens once. STABLE, as
+-- their bodies are (to_char, text || bigint), so that they inline into their callers.
 create function billing.package_key(p_payment_id bigint) returns text
-language sql immutable parallel safe
+language sql stable parallel safe
 as $$ select 'package:' || p_payment_id $$;
 
 create function billing.period_key(p_subscription_id bigint, p_period_start timestamptz)
 returns text
-language sql immutable parallel safe
+language sql stable parallel safe
 as $$ select 'subscription_period:' || p_subscription_id || ':' || billing.iso_utc(p_period_start) $$;
 
 create function billing.trial_key(p_subscription_id bigint) returns text
-language sql immutable parallel safe
+language sql stable parallel safe
 as $$ select 'trial:' || p_subscription_id $$;
 
 create function billing.upgrade_key(p_subscription_id bigint, p_period_start timestamptz,
                                     p_plan_id text) returns text
-language sql immutable parallel safe
+language sql stable parallel safe
 as $$
   select 'upgrade:' || p_subscription_id || ':' || billing.iso_utc(p_period_start) || ':' || p_plan_id
 $$;
 
 -- billing._event_refs(p_event)
 -- Returns the references an event names, as 'customer:…', 'subscription:…', 'payment:…'.
+-- plpgsql rather than SQL: an SQL function with an aggregate is never inlined and would be planned
+-- again on every webhook; plpgsql keeps the plan for the session.
 create function billing._event_refs(p_event jsonb) returns text[]
-language sql immutable parallel safe
+language plpgsql stable parallel safe
 as $$
-  select coalesce(array_agg(distinct r order by r), '{}')
-    from (
-      select 'customer:' || (p_event #>> '{customer,customerRef}') as r
-      union all
-      select 'subscription:' || (p_event ->> 'subscriptionRef')
-      union all
-      select 'payment:' || x
-        from jsonb_array_elements_text(coalesce(p_event -> 'paymentRefs', '[]')) x
-    ) refs
-   where r is not null
+begin
+  return (
+    select coalesce(array_agg(distinct r order by r), '{}')
+      from (
+        select 'customer:' || (p_event #>> '{customer,customerRef}') as r
+        union all
+        select 'subscription:' || (p_event ->> 'subscriptionRef')
+        union all
+        select 'payment:' || x
+          from jsonb_array_elements_text(coalesce(p_event -> 'paymentRefs', '[]')) x
+      ) refs
+     where r is not null);
+end
 $$;
 
 -- billing._lock_refs(p_provider, p_refs)
 -- Takes a transaction advisory lock per reference, in sorted order (no deadlock among events).
+-- plpgsql so that its plan is kept for the session (see _event_refs).
 create function billing._lock_refs(p_provider text, p_refs text[]) returns void
-language sql
+language plpgsql
 as $$
-  select count(pg_advisory_xact_lock(k))::integer * 0
-    from (select distinct hashtextextended(p_provider || ':' || r, 7461021003) as k
-            from unnest(p_refs) r
-           order by 1) keys
+begin
+  perform pg_advisory_xact_lock(k)
+     from (select distinct hashtextextended(p_provider || ':' || r, 7461021003) as k
+             from unnest(p_refs) r
+            order by 1) keys;
+end
 $$;
 
 -- billing._find_user(p_provider, p_customer, p_subscription_ref)
@@ -190,7 +199,7 @@ $$;
 -- no expiry.
 create function billing._expiry(p_now timestamptz, p_days integer) returns timestamptz
 language sql immutable parallel safe
-as $$ select case when p_days is null then null else p_now + make_interval(days => p_days) end $$;
+as $$ select credits.add_days_utc(p_now, p_days) $$;
 
 -- billing._record_payment(...)
 -- Effects: records a payment once: finds it by any of its references, else inserts it; then

@@ -53,6 +53,14 @@ as $$
   select ((p_at at time zone 'UTC') + make_interval(months => p_months)) at time zone 'UTC'
 $$;
 
+-- Days in UTC: 24 hours each. timestamptz + interval would count days in the session's time zone,
+-- where a day across a daylight-saving change lasts 23 or 25 hours. Null days: null (never).
+create function credits.add_days_utc(p_at timestamptz, p_days integer) returns timestamptz
+language sql immutable parallel safe
+as $$
+  select ((p_at at time zone 'UTC') + make_interval(days => p_days)) at time zone 'UTC'
+$$;
+
 -- Whole months from p_from to p_to: the largest k with add_months_utc(p_from, k) <= p_to, so the
 -- number of the latest month slot started by p_to; 0 when p_to is earlier. Not age(): age() says
 -- Jan 31 -> Feb 28 is 28 days, while slot 1 of a Jan 31 start begins on Feb 28.

@@ -2,20 +2,22 @@
 
 -- Source keys of recurring grants. Each names the period it pays for, so that granting it again,
 -- from the daily job, a webhook or a concurrent run, finds the key taken and grants nothing.
+-- STABLE, not IMMUTABLE: to_char and text || uuid are stable, and PostgreSQL inlines an SQL
+-- function only when its declared volatility covers its body (else it re-plans it per call).
 create function credits.free_monthly_key(p_user_id uuid, p_at timestamptz) returns text
-language sql immutable parallel safe
+language sql stable parallel safe
 as $$ select 'free_monthly:' || p_user_id || ':' || to_char(p_at at time zone 'UTC', 'YYYY-MM') $$;
 
 create function credits.yearly_slot_key(p_subscription_id bigint, p_period_start timestamptz,
                                         p_slot integer) returns text
-language sql immutable parallel safe
+language sql stable parallel safe
 as $$
   select 'subscription_monthly:' || p_subscription_id || ':'
          || to_char(p_period_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || ':' || p_slot
 $$;
 
 create function credits.lifetime_slot_key(p_payment_id bigint, p_slot integer) returns text
-language sql immutable parallel safe
+language sql stable parallel safe
 as $$ select 'lifetime_monthly:' || p_payment_id || ':' || p_slot $$;
 
 -- How many past lifetime slots a run may still pay out when earlier runs were missed.
@@ -41,7 +43,7 @@ returns table (user_id uuid, kind text, amount bigint, expires_at timestamptz, s
 language sql stable
 as $$
   select b.user_id, 'free_monthly', f.monthly_credits,
-         p_now + make_interval(days => f.credits_expire_days),
+         credits.add_days_utc(p_now, f.credits_expire_days),
          credits.free_monthly_key(b.user_id, p_now)
     from credits.balances b
    cross join billing.plans f
@@ -49,7 +51,7 @@ as $$
      and not exists (select 1 from billing.paid_plans(p_now) pp where pp.user_id = b.user_id)
   union all
   select s.user_id, 'subscription_monthly', pl.monthly_credits,
-         p_now + make_interval(days => pl.credits_expire_days),
+         credits.add_days_utc(p_now, pl.credits_expire_days),
          credits.yearly_slot_key(s.id, s.current_period_start, k.slot)
     from billing.subscriptions s
     join billing.plans pl on pl.id = s.plan_id
@@ -62,7 +64,7 @@ as $$
      and credits.add_months_utc(s.current_period_start, k.slot) < s.current_period_end
   union all
   select p.user_id, 'lifetime_monthly', pl.monthly_credits,
-         p_now + make_interval(days => pl.credits_expire_days),
+         credits.add_days_utc(p_now, pl.credits_expire_days),
          credits.lifetime_slot_key(p.id, k.slot)
     from billing.payments p
     join billing.prices pr on pr.price_id = p.price_id

@@ -122,3 +122,33 @@ Deno.test("daily sign-in grants once per UTC day", async () => {
     );
   });
 });
+
+Deno.test("expiry days are 24 hours each, whatever the session's daylight-saving time zone", async () => {
+  await withDatabase(async ({ sql }) => {
+    // 2026-11-01 is the end of daylight saving time in New York: a day in that session's calendar
+    // is 25 hours long there, but a credit's expiry must not depend on the session.
+    const signedUpAt = "2026-10-20T12:00:00.000Z";
+    const expiry = await sql.reserve();
+    try {
+      await expiry`set timezone to 'America/New_York'`;
+      const [{ id }] = await expiry<{ id: string }[]>`
+        select app.signup('dst@test.local', null, '', ${signedUpAt}::timestamptz) as id`;
+      await expiry`select credits.daily_signin(${id}, ${signedUpAt}::timestamptz)`;
+      const grants = await expiry<{ kind: string; expires: string }[]>`
+        select kind, app.iso(expires_at) as expires from credits.grants
+         where user_id = ${id} order by id`;
+      assert.deepEqual(grants.map((grant) => ({ ...grant })), [
+        { kind: "signup_gift", expires: "2026-11-19T12:00:00.000Z" },
+        { kind: "free_monthly", expires: "2026-11-19T12:00:00.000Z" },
+        { kind: "daily_signin", expires: "2026-10-27T12:00:00.000Z" },
+      ]);
+      await expiry`select credits.distribute_monthly('2026-11-05T12:00:00Z'::timestamptz)`;
+      const [free] = await expiry<{ expires: string }[]>`
+        select app.iso(expires_at) as expires from credits.grants
+         where user_id = ${id} and source_key = credits.free_monthly_key(${id}, '2026-11-05T12:00:00Z')`;
+      assert.equal(free.expires, "2026-12-05T12:00:00.000Z");
+    } finally {
+      expiry.release();
+    }
+  });
+});
