@@ -16,7 +16,8 @@
 -- it), else the provider's customer ID, else the subscription's recorded owner, else the email.
 --
 -- Locks, in this order (with sql/credits.sql's discipline after them):
---   1. the inbox row of the event (its unique key: a concurrent duplicate waits here);
+--   1. the event key's advisory lock, then its inbox row when it exists (a concurrent duplicate
+--      waits here);
 --   2. transaction advisory locks on the event's references, sorted (billing._lock_refs): events
 --      about one customer, subscription or payment apply one after another, so a payment and the
 --      checkout that names its user never miss each other;
@@ -698,14 +699,68 @@ begin
 end
 $$;
 
+-- billing._run(p_provider, p_event, p_refs, p_now)
+-- Effects: applies an event (billing._apply) in a sub-transaction, after locking its references
+--   (_lock_refs). Writes nothing to the inbox: the callers record the outcome.
+-- Returns status 'processed' (and the user it concerned), 'ignored' (a kind Tally does not act
+--   on), or 'failed' with the error text: a business failure rolls the sub-transaction back, so
+--   nothing of it stays. A transient fault (deadlock, serialization, shutdown, lost connection)
+--   is raised, so that the whole transaction rolls back and the provider retries.
+create function billing._run(p_provider text, p_event jsonb, p_refs text[], p_now timestamptz,
+                             out status text, out user_id uuid, out error text)
+language plpgsql
+as $$
+declare
+  v_state text;
+begin
+  if p_event ->> 'kind' = 'ignored' then
+    status := 'ignored';
+    return;
+  end if;
+  perform billing._lock_refs(p_provider, p_refs);
+  begin
+    user_id := billing._apply(p_provider, p_event, p_now);
+    status := 'processed';
+  exception when others then
+    get stacked diagnostics v_state = returned_sqlstate, error = message_text;
+    if v_state in ('40001', '40P01') or left(v_state, 2) in ('08', '53', '57') then
+      raise;
+    end if;
+    status := 'failed';
+    user_id := null;
+  end;
+end
+$$;
+
+-- billing._retry_related(p_provider, p_event_id, p_refs, p_now)
+-- Effects: after an event was processed, attempts again every other failed event of the provider
+--   that shares a reference with it (the payment whose checkout named its user, the refund whose
+--   payment arrived), oldest first, skipping rows another transaction holds.
+create function billing._retry_related(p_provider text, p_event_id text, p_refs text[],
+                                       p_now timestamptz) returns void
+language plpgsql
+as $$
+declare
+  v_other record;
+begin
+  -- A loop, not a set: each retry is a whole application with its own sub-transaction.
+  for v_other in
+    select e.event_id from billing.webhook_events e
+     where e.provider = p_provider and e.status = 'failed' and e.refs && p_refs
+       and e.event_id <> p_event_id
+     order by e.received_at
+       for update skip locked
+  loop
+    perform billing._attempt(p_provider, v_other.event_id, p_now);
+  end loop;
+end
+$$;
+
 -- billing._attempt(p_provider, p_event_id, p_now)
--- Inputs: an inbox row that the caller has inserted or locked.
--- Effects: applies the stored event in a sub-transaction. Success: status 'processed', then every
---   other failed event of the provider that shares a reference with it is attempted again
---   (skipping rows another transaction holds). A business failure rolls the sub-transaction back
---   and keeps the event as 'failed' with the error text. A transient fault (deadlock,
---   serialization, shutdown, lost connection) is raised, so that the whole transaction rolls
---   back and the provider retries.
+-- Inputs: an inbox row that the caller has locked (a failed event delivered again, replayed, or
+--   retried because a related event was processed).
+-- Effects: runs the stored event (billing._run) and records the outcome on the row (status,
+--   error, attempts, times); when processed, retries the related failed events.
 -- Returns 'processed', 'ignored' or 'failed'. Locks: see the header.
 create function billing._attempt(p_provider text, p_event_id text, p_now timestamptz)
 returns text
@@ -714,63 +769,36 @@ as $$
 declare
   v_event jsonb;
   v_refs text[];
-  v_user uuid;
-  v_state text;
-  v_message text;
-  v_other record;
+  v_outcome record;
 begin
   select e.event, e.refs into v_event, v_refs from billing.webhook_events e
    where e.provider = p_provider and e.event_id = p_event_id;
-  if v_event ->> 'kind' = 'ignored' then
-    update billing.webhook_events
-       set status = 'ignored', attempts = attempts + 1, last_attempt_at = now(),
-           processed_at = now(), error = null
-     where provider = p_provider and event_id = p_event_id;
-    return 'ignored';
-  end if;
-
-  perform billing._lock_refs(p_provider, v_refs);
-  begin
-    v_user := billing._apply(p_provider, v_event, p_now);
-  exception when others then
-    get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
-    if v_state in ('40001', '40P01') or left(v_state, 2) in ('08', '53', '57') then
-      raise;
-    end if;
-    update billing.webhook_events
-       set status = 'failed', error = v_message, attempts = attempts + 1, last_attempt_at = now()
-     where provider = p_provider and event_id = p_event_id;
-    return 'failed';
-  end;
+  select * into v_outcome from billing._run(p_provider, v_event, v_refs, p_now);
   update billing.webhook_events
-     set status = 'processed', user_id = v_user, error = null, attempts = attempts + 1,
-         last_attempt_at = now(), processed_at = now()
+     set status = v_outcome.status, user_id = coalesce(v_outcome.user_id, user_id),
+         error = v_outcome.error, attempts = attempts + 1, last_attempt_at = now(),
+         processed_at = case when v_outcome.status = 'failed' then processed_at else now() end
    where provider = p_provider and event_id = p_event_id;
-
-  for v_other in
-    select e.event_id from billing.webhook_events e
-     where e.provider = p_provider and e.status = 'failed' and e.refs && v_refs
-       and e.event_id <> p_event_id
-     order by e.received_at
-       for update skip locked
-  loop
-    perform billing._attempt(p_provider, v_other.event_id, p_now);
-  end loop;
-  return 'processed';
+  if v_outcome.status = 'processed' then
+    perform billing._retry_related(p_provider, p_event_id, v_refs, p_now);
+  end if;
+  return v_outcome.status;
 end
 $$;
 
 -- billing.apply_event(p_provider, p_event_id, p_type, p_event, p_now)
 -- Inputs: the provider ('stripe' | 'creem'), its event ID and type, the event in the neutral
 --   shape (utils/providers/billing_event.ts), the clock.
--- Effects, in the caller's one transaction: records the event in billing.webhook_events keyed by
---   (provider, event ID), then applies it (billing._attempt). A repeat of a processed or ignored
---   event changes nothing; a repeat of a failed one attempts it again.
+-- Effects, in the caller's one transaction: a new event is run (billing._run) and then recorded in
+--   billing.webhook_events, keyed by (provider, event ID), with its outcome: one write of the
+--   inbox row. A repeat of a processed or ignored event changes nothing; a repeat of a failed one
+--   attempts it again (billing._attempt).
 -- Returns 'processed', 'duplicate', 'ignored' or 'failed'.
--- Idempotency key: (p_provider, p_event_id). A concurrent duplicate waits on that unique key
---   until the first delivery commits, then answers 'duplicate'.
+-- Idempotency key: (p_provider, p_event_id). Deliveries of one event take a transaction advisory
+--   lock on that key first, so a concurrent duplicate waits until the first commits, then finds
+--   its row and answers 'duplicate'.
 -- Errors: 22023 for an unknown provider, an empty event ID or an event that is not an object.
--- Locks: the inbox row, then see the header.
+-- Locks: the event key's advisory lock, the inbox row if it exists, then see the header.
 create function billing.apply_event(p_provider text, p_event_id text, p_type text, p_event jsonb,
                                     p_now timestamptz default now())
 returns text
@@ -778,6 +806,8 @@ language plpgsql
 as $$
 declare
   v_status text;
+  v_refs text[];
+  v_outcome record;
 begin
   if p_provider is null or p_provider not in ('stripe', 'creem') then
     perform credits.raise_invalid(format('unknown provider %L', p_provider));
@@ -785,19 +815,29 @@ begin
   if p_event_id is null or p_event_id = '' or jsonb_typeof(p_event) is distinct from 'object' then
     perform credits.raise_invalid('an event needs an ID and an object');
   end if;
-  insert into billing.webhook_events (provider, event_id, type, event, status, refs, received_at)
-  values (p_provider, p_event_id, coalesce(p_type, ''), p_event, 'received',
-          billing._event_refs(p_event), now())
-  on conflict (provider, event_id) do nothing;
-  if not found then
-    select e.status into v_status from billing.webhook_events e
-     where e.provider = p_provider and e.event_id = p_event_id
-       for update;
+  perform pg_advisory_xact_lock(hashtextextended(p_provider || ':' || p_event_id, 7461021005));
+  select e.status into v_status from billing.webhook_events e
+   where e.provider = p_provider and e.event_id = p_event_id
+     for update;
+  if found then
     if v_status <> 'failed' then
       return 'duplicate';
     end if;
+    return billing._attempt(p_provider, p_event_id, p_now);
   end if;
-  return billing._attempt(p_provider, p_event_id, p_now);
+
+  v_refs := billing._event_refs(p_event);
+  select * into v_outcome from billing._run(p_provider, p_event, v_refs, p_now);
+  insert into billing.webhook_events (provider, event_id, type, event, status, refs, user_id,
+                                      error, attempts, received_at, last_attempt_at,
+                                      processed_at)
+  values (p_provider, p_event_id, coalesce(p_type, ''), p_event, v_outcome.status, v_refs,
+          v_outcome.user_id, v_outcome.error, 1, now(), now(),
+          case when v_outcome.status = 'failed' then null else now() end);
+  if v_outcome.status = 'processed' then
+    perform billing._retry_related(p_provider, p_event_id, v_refs, p_now);
+  end if;
+  return v_outcome.status;
 end
 $$;
 

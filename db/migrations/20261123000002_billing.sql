@@ -6,8 +6,7 @@
 -- Tally's provider-neutral shape (utils/providers/billing_event.ts), so that a replay needs no
 -- TypeScript. Not user-owned (an event may name no known user yet): on Citus it stays a local
 -- table of the coordinator, see docs/scaling.md.
---   status  received   only inside the transaction that records it;
---           processed  applied;
+--   status  processed  applied;
 --           ignored    a type Tally does not act on (kept so that a repeat is a duplicate);
 --           failed     could not be applied (unknown price, no matching user, a refund before
 --                      its payment): kept for an admin to replay, and retried by itself when an
@@ -18,7 +17,7 @@ create table billing.webhook_events (
   event_id        text not null,
   type            text not null,
   event           jsonb not null,
-  status          text not null check (status in ('received', 'processed', 'ignored', 'failed')),
+  status          text not null check (status in ('processed', 'ignored', 'failed')),
   -- What the event refers to ('customer:cus_1', 'subscription:sub_1', 'payment:pi_1', ...): a
   -- failed event is retried when an event that shares one of these is applied.
   refs            text[] not null default '{}',
