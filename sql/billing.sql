@@ -235,12 +235,9 @@ begin
        where p.provider = p_provider and p.provider_ref = p_event ->> 'paymentRef';
     end if;
   end if;
-  -- By the primary key (user_id, id): a lookup by id alone would scan every payment.
   insert into billing.payment_refs (provider, ref, user_id, payment_id)
-  select p_provider, r, p.user_id, p.id
+  select p_provider, r, v_payment_user, v_payment_id
     from unnest(v_refs || (p_event ->> 'paymentRef')) r
-    join billing.payments p
-      on p.user_id = v_payment_user and p.id = v_payment_id and p.provider = p_provider
   on conflict do nothing;
   return v_payment_id;
 end
@@ -371,9 +368,13 @@ begin
      set plan_id = excluded.plan_id, price_id = excluded.price_id, interval = excluded.interval,
          status = 'active', current_period_start = excluded.current_period_start,
          current_period_end = excluded.current_period_end, updated_at = now()
-   where s.current_period_start < excluded.current_period_start;
-  select s.id, s.user_id into v_sub from billing.subscriptions s
-   where s.provider = p_provider and s.provider_ref = p_event ->> 'subscriptionRef';
+   where s.current_period_start < excluded.current_period_start
+  returning s.id, s.user_id into v_sub;
+  if v_sub.id is null then
+    -- The row exists with this period or a newer one: it stays as it is.
+    select s.id, s.user_id into v_sub from billing.subscriptions s
+     where s.provider = p_provider and s.provider_ref = p_event ->> 'subscriptionRef';
+  end if;
 
   v_payment_id := billing._record_payment(p_provider, v_sub.user_id, p_event, v_price.price_id,
                                           'subscription', v_sub.id, v_start);

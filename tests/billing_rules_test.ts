@@ -573,6 +573,34 @@ Deno.test("events out of order end as they would in order", async (t) => {
       assert.equal(await planOf(sql, user), "pro");
     });
 
+    await t.step(
+      "an older paid invoice after a newer one pays its period, moves nothing",
+      async () => {
+        const user = await insertUser(sql);
+        const sub = ref("sub");
+        const invoice = (from: string, to: string) =>
+          periodPaid({
+            customer: who(user, ref("cus")),
+            sub,
+            priceId: "price_pro_monthly",
+            start: from,
+            end: to,
+            payment: ref("in"),
+          });
+        const later = at(29 * DAY);
+        const laterEnd = at(59 * DAY);
+        assert.equal(await apply(sql, invoice(later, laterEnd)), "processed");
+        assert.equal(await apply(sql, invoice(start, end)), "processed");
+        assert.deepEqual(await kinds(sql, user), [
+          ["subscription_period", 1000],
+          ["subscription_period", 1000],
+        ]);
+        const [row] = await sql<{ start: Date }[]>`
+        select current_period_start as start from billing.subscriptions where provider_ref = ${sub}`;
+        assert.equal(row.start.toISOString(), new Date(later).toISOString());
+      },
+    );
+
     // The same subscription's events applied in two orders end in the same row.
     const states = async (events: Json[], sub: string) => {
       for (const event of events) await apply(sql, { ...event, subscriptionRef: sub });
