@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { type Sql, sqlState } from "../db/client.ts";
 import { insertUser, withDatabase } from "./helpers/db.ts";
+import { type Books, books } from "./helpers/books.ts";
 
 async function rejectsWithState(state: string, run: () => Promise<unknown>): Promise<void> {
   await assert.rejects(run, (error: unknown) => {
@@ -20,22 +21,6 @@ async function totals(sql: Sql): Promise<Totals> {
            (select count(*) from credits.ledger)::bigint as ledger,
            (select coalesce(sum(balance), 0) from credits.balances)::bigint as balances,
            (select coalesce(sum(remaining), 0) from credits.grants)::bigint as remaining`;
-  return { ...row };
-}
-
-type Books = { stored: number; ledgerSum: number; lastAfter: number; unexpiredRemaining: number };
-
-/** The three places a user's balance shows up; they must agree once the ledger caught up. */
-async function books(sql: Sql, user: string): Promise<Books> {
-  const [row] = await sql<Books[]>`
-    select b.balance as stored,
-           (select coalesce(sum(amount), 0) from credits.ledger l where l.user_id = b.user_id)::bigint
-             as "ledgerSum",
-           coalesce((select balance_after from credits.ledger l where l.user_id = b.user_id
-                      order by id desc limit 1), 0) as "lastAfter",
-           (select coalesce(sum(remaining), 0) from credits.grants g
-             where g.user_id = b.user_id and g.expired_at is null)::bigint as "unexpiredRemaining"
-      from credits.balances b where b.user_id = ${user}`;
   return { ...row };
 }
 

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type Sql, sqlState } from "../db/client.ts";
 import { insertUser, withDatabase } from "./helpers/db.ts";
+import { books } from "./helpers/books.ts";
 
 const MINUTE = 60_000;
 
@@ -79,21 +80,6 @@ class Model {
     }
     return draws;
   }
-}
-
-type Books = { stored: number; ledgerSum: number; lastAfter: number; unexpiredRemaining: number };
-
-async function books(sql: Sql, user: string): Promise<Books> {
-  const [row] = await sql<Books[]>`
-    select b.balance as stored,
-           (select coalesce(sum(amount), 0) from credits.ledger l where l.user_id = b.user_id)::bigint
-             as "ledgerSum",
-           coalesce((select balance_after from credits.ledger l where l.user_id = b.user_id
-                      order by id desc limit 1), 0) as "lastAfter",
-           (select coalesce(sum(remaining), 0) from credits.grants g
-             where g.user_id = b.user_id and g.expired_at is null)::bigint as "unexpiredRemaining"
-      from credits.balances b where b.user_id = ${user}`;
-  return { ...row };
 }
 
 async function spendableAt(sql: Sql, user: string, at: Date): Promise<number> {
