@@ -204,11 +204,15 @@ as $$ select credits.add_days_utc(p_now, p_days) $$;
 
 -- billing._record_payment(...)
 -- Effects: records a payment once: finds it by any of its references, else inserts it; then
---   records all of p_refs as references of it.
+--   records all of p_refs as references of it. p_grant_key, when given, is the key the payment's
+--   grants live under (see _grant_for_payment): written with the new row, or set on a known
+--   payment that has none yet (a payment keeps the first key it was given).
 -- Returns the payment's id. Idempotency key: (provider, any reference).
+-- Each statement here is planned once per session: the currency fallback is a statement of its
+-- own, because a sub-select inside the insert made PostgreSQL plan the insert anew on every call.
 create function billing._record_payment(p_provider text, p_user_id uuid, p_event jsonb,
                                         p_price_id text, p_kind text, p_subscription_id bigint,
-                                        p_period_start timestamptz)
+                                        p_period_start timestamptz, p_grant_key text)
 returns bigint
 language plpgsql
 as $$
@@ -216,24 +220,34 @@ declare
   v_payment_id bigint;
   v_payment_user uuid := p_user_id;
   v_refs text[] := array(select jsonb_array_elements_text(p_event -> 'paymentRefs'));
+  v_currency text := lower(p_event ->> 'currency');
 begin
   select r.payment_id, r.user_id into v_payment_id, v_payment_user from billing.payment_refs r
    where r.provider = p_provider and r.ref = any (v_refs)
    limit 1;
   if v_payment_id is null then
+    if v_currency is null then
+      select s.currency into v_currency from billing.settings s;
+    end if;
     insert into billing.payments (user_id, provider, provider_ref, price_id, kind,
-                                  subscription_id, amount, currency, paid_at, period_start)
+                                  subscription_id, amount, currency, paid_at, period_start,
+                                  grant_key)
     values (p_user_id, p_provider, p_event ->> 'paymentRef', p_price_id, p_kind, p_subscription_id,
-            greatest(0, coalesce((p_event ->> 'amount')::bigint, 0)),
-            lower(coalesce(p_event ->> 'currency', (select currency from billing.settings))),
-            coalesce((p_event ->> 'paidAt')::timestamptz, now()), p_period_start)
+            greatest(0, coalesce((p_event ->> 'amount')::bigint, 0)), v_currency,
+            coalesce((p_event ->> 'paidAt')::timestamptz, now()), p_period_start, p_grant_key)
     on conflict (provider, provider_ref) do nothing
     returning id into v_payment_id;
     v_payment_user := p_user_id;
-    if v_payment_id is null then
+    if v_payment_id is not null then
+      p_grant_key := null; -- written with the new row
+    else
       select p.id, p.user_id into v_payment_id, v_payment_user from billing.payments p
        where p.provider = p_provider and p.provider_ref = p_event ->> 'paymentRef';
     end if;
+  end if;
+  if p_grant_key is not null then
+    update billing.payments set grant_key = p_grant_key
+     where user_id = v_payment_user and id = v_payment_id and grant_key is null;
   end if;
   insert into billing.payment_refs (provider, ref, user_id, payment_id)
   select p_provider, r, v_payment_user, v_payment_id
@@ -301,7 +315,7 @@ begin
   end if;
   if v_price.package_id is not null then
     v_payment_id := billing._record_payment(p_provider, v_user, p_event, v_price.price_id,
-                                            'package', null, null);
+                                            'package', null, null, null);
     perform billing._grant_for_payment(v_user, v_payment_id, billing.package_key(v_payment_id),
                                        v_price.package_credits, 'package',
                                        billing.package_key(v_payment_id),
@@ -309,7 +323,7 @@ begin
                                        'Credit package ' || v_price.package_id);
   else
     v_payment_id := billing._record_payment(p_provider, v_user, p_event, v_price.price_id,
-                                            'lifetime', null, null);
+                                            'lifetime', null, null, null);
     -- Slot 0 only while the purchase stands: a checkout redelivered after a full refund or a
     -- dispute grants nothing.
     perform billing._grant_for_payment(
@@ -352,7 +366,8 @@ declare
   v_sub record;
   v_start timestamptz := (p_event ->> 'periodStart')::timestamptz;
   v_end timestamptz := (p_event ->> 'periodEnd')::timestamptz;
-  v_payment_id bigint;
+  v_grants boolean;
+  v_grant_key text;
 begin
   select * into v_price from billing._price(p_provider, p_event ->> 'priceId', true);
   if v_end <= v_start then
@@ -369,43 +384,46 @@ begin
          status = 'active', current_period_start = excluded.current_period_start,
          current_period_end = excluded.current_period_end, updated_at = now()
    where s.current_period_start < excluded.current_period_start
-  returning s.id, s.user_id into v_sub;
+  returning s.id, s.user_id, s.plan_id, s.status, s.current_period_start into v_sub;
   if v_sub.id is null then
     -- The row exists with this period or a newer one: it stays as it is.
-    select s.id, s.user_id into v_sub from billing.subscriptions s
+    select s.id, s.user_id, s.plan_id, s.status, s.current_period_start into v_sub
+      from billing.subscriptions s
      where s.provider = p_provider and s.provider_ref = p_event ->> 'subscriptionRef';
   end if;
 
-  v_payment_id := billing._record_payment(p_provider, v_sub.user_id, p_event, v_price.price_id,
-                                          'subscription', v_sub.id, v_start);
-  if not (p_event ->> 'grantsPeriod')::boolean or v_price.monthly_credits = 0 then
+  v_grants := (p_event ->> 'grantsPeriod')::boolean and v_price.monthly_credits > 0;
+  -- The key the period's grants live under: a monthly period's own key, or the prefix of a
+  -- yearly period's month slots (the daily job adds the later slots under it).
+  v_grant_key := case when not v_grants then null
+                      when v_price.price_interval = 'month' then billing.period_key(v_sub.id, v_start)
+                      else 'subscription_monthly:' || v_sub.id || ':' || billing.iso_utc(v_start)
+                 end;
+  perform billing._record_payment(p_provider, v_sub.user_id, p_event, v_price.price_id,
+                                  'subscription', v_sub.id, v_start, v_grant_key);
+  if not v_grants then
     return v_sub.user_id;
   end if;
-  if v_price.price_interval = 'month' then
-    perform billing._grant_for_payment(v_sub.user_id, v_payment_id,
-                                       billing.period_key(v_sub.id, v_start),
-                                       v_price.monthly_credits, 'subscription_period',
-                                       billing.period_key(v_sub.id, v_start),
-                                       billing._expiry(p_now, v_price.plan_expire_days),
-                                       'Subscription credits');
-  else
-    perform billing._grant_for_payment(
-              v_sub.user_id, v_payment_id,
-              'subscription_monthly:' || v_sub.id || ':' || billing.iso_utc(v_start),
-              v_price.monthly_credits, 'subscription_monthly',
-              credits.yearly_slot_key(v_sub.id, v_start, 0),
-              billing._expiry(p_now, v_price.plan_expire_days), 'Yearly plan monthly credits');
-  end if;
+  perform credits.grant_once(
+            v_sub.user_id, v_price.monthly_credits,
+            case when v_price.price_interval = 'month' then 'subscription_period'
+                 else 'subscription_monthly' end,
+            case when v_price.price_interval = 'month' then v_grant_key
+                 else credits.yearly_slot_key(v_sub.id, v_start, 0) end,
+            billing._expiry(p_now, v_price.plan_expire_days),
+            case when v_price.price_interval = 'month' then 'Subscription credits'
+                 else 'Yearly plan monthly credits' end);
   -- An upgrade within this period that arrived before this invoice left the row on the richer
   -- plan: the same difference, under the same key, as when the upgrade comes after the invoice.
-  perform credits.grant_once(v_sub.user_id, pl.monthly_credits - v_price.monthly_credits,
-                             'upgrade', billing.upgrade_key(v_sub.id, v_start, pl.id),
-                             billing._expiry(p_now, pl.credits_expire_days),
-                             'Plan upgrade to ' || pl.id)
-     from billing.subscriptions s
-     join billing.plans pl on pl.id = s.plan_id
-    where s.user_id = v_sub.user_id and s.id = v_sub.id and s.current_period_start = v_start
-      and s.status = 'active' and pl.monthly_credits > v_price.monthly_credits;
+  if v_sub.plan_id <> v_price.plan_id and v_sub.status = 'active'
+     and v_sub.current_period_start = v_start then
+    perform credits.grant_once(v_sub.user_id, pl.monthly_credits - v_price.monthly_credits,
+                               'upgrade', billing.upgrade_key(v_sub.id, v_start, pl.id),
+                               billing._expiry(p_now, pl.credits_expire_days),
+                               'Plan upgrade to ' || pl.id)
+       from billing.plans pl
+      where pl.id = v_sub.plan_id and pl.monthly_credits > v_price.monthly_credits;
+  end if;
   return v_sub.user_id;
 end
 $$;
@@ -528,7 +546,7 @@ declare
 begin
   perform pg_advisory_xact_lock_shared(credits.batch_lock_key());
   perform 1 from credits.balances where user_id = p_user_id for update;
-  perform credits._expire_locked(array[p_user_id], p_now);
+  perform credits._expire_locked(p_user_id, p_now);
   with wanted as (
     select w.grant_id, w.amount from unnest(p_grant_ids, p_amounts) as w (grant_id, amount)
      where w.amount > 0
@@ -737,18 +755,26 @@ $$;
 -- Effects: after an event was processed, attempts again every other failed event of the provider
 --   that shares a reference with it (the payment whose checkout named its user, the refund whose
 --   payment arrived), oldest first, skipping rows another transaction holds.
+-- Cost: one probe of billing.failed_event_refs per reference when nothing is related (the usual
+--   case); the inbox is read only for the events found there.
 create function billing._retry_related(p_provider text, p_event_id text, p_refs text[],
                                        p_now timestamptz) returns void
 language plpgsql
 as $$
 declare
+  v_related text[];
   v_other record;
 begin
+  select array_agg(distinct f.event_id) into v_related
+    from billing.failed_event_refs f
+   where f.ref = any (p_refs) and f.provider = p_provider and f.event_id <> p_event_id;
+  if v_related is null then
+    return;
+  end if;
   -- A loop, not a set: each retry is a whole application with its own sub-transaction.
   for v_other in
     select e.event_id from billing.webhook_events e
-     where e.provider = p_provider and e.status = 'failed' and e.refs && p_refs
-       and e.event_id <> p_event_id
+     where e.provider = p_provider and e.event_id = any (v_related) and e.status = 'failed'
      order by e.received_at
        for update skip locked
   loop
@@ -780,6 +806,10 @@ begin
          error = v_outcome.error, attempts = attempts + 1, last_attempt_at = now(),
          processed_at = case when v_outcome.status = 'failed' then processed_at else now() end
    where provider = p_provider and event_id = p_event_id;
+  if v_outcome.status <> 'failed' then
+    delete from billing.failed_event_refs f
+     where f.ref = any (v_refs) and f.provider = p_provider and f.event_id = p_event_id;
+  end if;
   if v_outcome.status = 'processed' then
     perform billing._retry_related(p_provider, p_event_id, v_refs, p_now);
   end if;
@@ -835,7 +865,10 @@ begin
   values (p_provider, p_event_id, coalesce(p_type, ''), p_event, v_outcome.status, v_refs,
           v_outcome.user_id, v_outcome.error, 1, now(), now(),
           case when v_outcome.status = 'failed' then null else now() end);
-  if v_outcome.status = 'processed' then
+  if v_outcome.status = 'failed' then
+    insert into billing.failed_event_refs (ref, provider, event_id)
+    select distinct r, p_provider, p_event_id from unnest(v_refs) r;
+  elsif v_outcome.status = 'processed' then
     perform billing._retry_related(p_provider, p_event_id, v_refs, p_now);
   end if;
   return v_outcome.status;

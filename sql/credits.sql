@@ -94,26 +94,31 @@ begin
 end
 $$;
 
--- credits._expire_locked(p_user_ids, p_now)
--- Inputs: users whose credits.balances rows the caller has already locked, or null for every user
+-- credits._expire_locked(p_user_id, p_now)
+-- Inputs: a user whose credits.balances row the caller has already locked, or null for every user
 --   with due grants (expire_due, which has locked all of them); the clock.
--- Effects: for every grant of those users that has unspent credits and expires_at <= p_now,
---   sets remaining to 0 and expired_at, lowers the balance row, and appends one 'expiry' ledger
---   entry per grant (balance_after running in expiry order).
+-- Effects: for every grant of that user (or those users) that has unspent credits and
+--   expires_at <= p_now, sets remaining to 0 and expired_at, lowers the balance row, and appends
+--   one 'expiry' ledger entry per grant (balance_after running in expiry order).
 -- Returns: the number of grants expired. Idempotent: an expired grant has remaining = 0.
 -- Locks: none of its own; relies on the caller's balance-row locks, so it reads settled rows.
--- Cost: an index probe when nothing is due (the common case for one user); the statement that
---   expires is planned for the case at hand, one user or a whole batch.
-create function credits._expire_locked(p_user_ids uuid[], p_now timestamptz) returns integer
+-- Cost: one index entry read when nothing is due (the common case for one user); the statement
+--   that expires is planned for the case at hand, one user or a whole batch.
+create function credits._expire_locked(p_user_id uuid, p_now timestamptz) returns integer
 language plpgsql
 as $$
 declare
   v_count integer;
 begin
-  if p_user_ids is not null and not exists (
-       select from credits.grants g
-        where g.user_id = any (p_user_ids) and g.expired_at is null and g.remaining > 0
-          and g.expires_at <= p_now) then
+  -- One user: is the soonest-expiring open grant due? Read in the grants_spendable index's own
+  -- order, so the plan is that index's first entry for the user whatever the statistics say (a
+  -- NOT EXISTS over expires_at <= p_now let a generic plan scan every grant, or every due grant
+  -- of all users).
+  if p_user_id is not null and not coalesce((
+       select g.expires_at <= p_now from credits.grants g
+        where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
+        order by g.expires_at nulls last, g.id
+        limit 1), false) then
     return 0;
   end if;
   -- The balance rows are locked by the caller, so this statement's snapshot reads their current
@@ -126,7 +131,7 @@ begin
            b.balance - sum(g.remaining) over (partition by g.user_id) as final_balance
       from credits.grants g
       join credits.balances b on b.user_id = g.user_id
-     where (p_user_ids is null or g.user_id = any (p_user_ids))
+     where (p_user_id is null or g.user_id = p_user_id)
        and g.expired_at is null and g.remaining > 0 and g.expires_at <= p_now
   ), expired as (
     update credits.grants g
@@ -215,7 +220,7 @@ begin
     if not found then
       perform credits.raise_unknown_user(p_user_id);
     end if;
-    perform credits._expire_locked(array[p_user_id], now());
+    perform credits._expire_locked(p_user_id, now());
 
     insert into credits.grants (user_id, kind, amount, remaining, expires_at, source_key, description)
     values (p_user_id, p_kind, p_amount, p_amount, p_expires_at, p_source_key, p_description)
@@ -318,7 +323,7 @@ begin
      limit 1;
     exit when v_first_expires is null or v_first_expires > p_now;
     -- The soonest grant has expired: record that (and any other due expiry), then look again.
-    perform credits._expire_locked(array[p_user_id], p_now);
+    perform credits._expire_locked(p_user_id, p_now);
     select b.balance into v_balance from credits.balances b where b.user_id = p_user_id;
   end loop;
 
