@@ -23,8 +23,9 @@ begin
     raise exception 'unknown user %', p_user_id using errcode = '23503';
   end if;
 
+  -- RETURN QUERY wants the declared types exactly: the provider column is a billing.provider.
   return query
-    select pr.price_id, pr.provider, pr.interval, pr.plan_id, pr.package_id, v_email,
+    select pr.price_id, pr.provider::text, pr.interval, pr.plan_id, pr.package_id, v_email,
            c.customer_ref
       from billing.prices pr
       left join billing.plans pl on pl.id = pr.plan_id
