@@ -3,9 +3,12 @@ import postgres from "postgres";
 
 export type Sql = postgres.Sql<Record<string, never>>;
 
-/** Opens a connection pool. int8 is read as a JS number: credit amounts stay far below 2^53. */
+/**
+ * Opens a connection pool. int8 is read as a JS number: credit amounts stay far below 2^53.
+ * Every query's rows are checked by withoutLeadingHoles.
+ */
 export function connect(url: string, options: { max?: number } = {}): Sql {
-  return postgres(url, {
+  return repairingResults(postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
     connection: { application_name: "tally" },
@@ -17,7 +20,38 @@ export function connect(url: string, options: { max?: number } = {}): Sql {
         parse: (value: string) => Number(value),
       },
     },
-  }) as unknown as Sql;
+  }) as unknown as Sql);
+}
+
+/**
+ * postgres.js 3.4.9 keeps its per-connection row counter when a connection dies in the middle of
+ * a result (porsager/postgres#1119, #1181): the first result on the reconnected connection puts
+ * its rows after as many empty slots, so `rows[0]` is undefined (a signed-in user looked signed
+ * out, answered 401). The rows themselves are the right ones: they are moved back to the start.
+ */
+export function withoutLeadingHoles<T>(result: T): T {
+  if (Array.isArray(result) && result.length > 0 && !(0 in result)) {
+    let first = 1;
+    while (first < result.length && !(first in result)) first++;
+    result.splice(0, first);
+  }
+  return result;
+}
+
+type PendingQuery = { resolve?: (value: unknown) => void };
+
+/** The pool, with each query's result passed through withoutLeadingHoles before it resolves. */
+function repairingResults(sql: Sql): Sql {
+  return new Proxy(sql, {
+    apply(target, thisArg, args) {
+      const query: PendingQuery = Reflect.apply(target, thisArg, args);
+      const resolve = query.resolve;
+      if (typeof resolve === "function") {
+        query.resolve = (value: unknown) => resolve(withoutLeadingHoles(value));
+      }
+      return query;
+    },
+  });
 }
 
 /** The SQLSTATE of a database error, if it is one. */
