@@ -20,7 +20,9 @@ create domain billing.payment_kind as text check (value in ('package', 'lifetime
 create domain billing.subscription_interval as text check (value in ('month', 'year'));
 create domain billing.event_status as text check (value in ('processed', 'ignored', 'failed'));
 
--- Binary-compatible changes: each table is scanned once to check the domain, not rewritten.
+-- Each ALTER rewrites its table and indexes once, under an exclusive lock (a column changed to a
+-- domain with a check is rewritten, not only scanned): on a large database, run this migration
+-- at a quiet moment.
 alter table credits.grants
   drop constraint grants_kind_check,
   alter column kind type credits.grant_kind;
