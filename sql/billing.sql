@@ -45,6 +45,15 @@ create function billing.package_key(p_payment_id bigint) returns text
 language sql stable parallel safe
 as $$ select 'package:' || p_payment_id $$;
 
+-- The key a one-time purchase's grants live under (billing.payments.grant_key): a package's own
+-- grant, or the prefix of a lifetime purchase's month slots.
+create function billing.purchase_key(p_kind text, p_payment_id bigint) returns text
+language sql stable parallel safe
+as $$
+  select case p_kind when 'package' then billing.package_key(p_payment_id)
+                     when 'lifetime' then 'lifetime_monthly:' || p_payment_id end
+$$;
+
 create function billing.period_key(p_subscription_id bigint, p_period_start timestamptz)
 returns text
 language sql stable parallel safe
@@ -204,9 +213,11 @@ as $$ select credits.add_days_utc(p_now, p_days) $$;
 
 -- billing._record_payment(...)
 -- Effects: records a payment once: finds it by any of its references, else inserts it; then
---   records all of p_refs as references of it. p_grant_key, when given, is the key the payment's
---   grants live under (see _grant_for_payment): written with the new row, or set on a known
---   payment that has none yet (a payment keeps the first key it was given).
+--   records all of p_refs as references of it. Also the key the payment's grants live under
+--   (refunds and disputes find its grants by it, billing._payment_grants): p_grant_key for a
+--   subscription payment (null when it grants nothing), billing.purchase_key for a package or
+--   lifetime purchase. It is written with a new row, or set on a known payment that has none yet
+--   (a payment keeps the first key it was given).
 -- Returns the payment's id. Idempotency key: (provider, any reference).
 -- Each statement here is planned once per session: the currency fallback is a statement of its
 -- own, because a sub-select inside the insert made PostgreSQL plan the insert anew on every call.
@@ -218,9 +229,10 @@ language plpgsql
 as $$
 declare
   v_payment_id bigint;
-  v_payment_user uuid := p_user_id;
+  v_payment_user uuid;
   v_refs text[] := array(select jsonb_array_elements_text(p_event -> 'paymentRefs'));
   v_currency text := lower(p_event ->> 'currency');
+  v_written boolean := false;
 begin
   select r.payment_id, r.user_id into v_payment_id, v_payment_user from billing.payment_refs r
    where r.provider = p_provider and r.ref = any (v_refs)
@@ -229,24 +241,28 @@ begin
     if v_currency is null then
       select s.currency into v_currency from billing.settings s;
     end if;
-    insert into billing.payments (user_id, provider, provider_ref, price_id, kind,
+    -- The id is drawn first, so that a purchase's key (which names it) goes in with the row.
+    v_payment_id := nextval('billing.payments_id_seq'::regclass);
+    insert into billing.payments (id, user_id, provider, provider_ref, price_id, kind,
                                   subscription_id, amount, currency, paid_at, period_start,
                                   grant_key)
-    values (p_user_id, p_provider, p_event ->> 'paymentRef', p_price_id, p_kind, p_subscription_id,
-            greatest(0, coalesce((p_event ->> 'amount')::bigint, 0)), v_currency,
-            coalesce((p_event ->> 'paidAt')::timestamptz, now()), p_period_start, p_grant_key)
-    on conflict (provider, provider_ref) do nothing
-    returning id into v_payment_id;
-    v_payment_user := p_user_id;
-    if v_payment_id is not null then
-      p_grant_key := null; -- written with the new row
-    else
+    overriding system value
+    values (v_payment_id, p_user_id, p_provider, p_event ->> 'paymentRef', p_price_id, p_kind,
+            p_subscription_id, greatest(0, coalesce((p_event ->> 'amount')::bigint, 0)),
+            v_currency, coalesce((p_event ->> 'paidAt')::timestamptz, now()), p_period_start,
+            coalesce(p_grant_key, billing.purchase_key(p_kind, v_payment_id)))
+    on conflict (provider, provider_ref) do nothing;
+    v_written := found;
+    v_payment_user := p_user_id; -- the lookup above, finding nothing, set it to null
+    if not v_written then
       select p.id, p.user_id into v_payment_id, v_payment_user from billing.payments p
        where p.provider = p_provider and p.provider_ref = p_event ->> 'paymentRef';
     end if;
   end if;
-  if p_grant_key is not null then
-    update billing.payments set grant_key = p_grant_key
+  if not v_written and coalesce(p_grant_key, billing.purchase_key(p_kind, v_payment_id)) is not null
+  then
+    update billing.payments
+       set grant_key = coalesce(p_grant_key, billing.purchase_key(p_kind, v_payment_id))
      where user_id = v_payment_user and id = v_payment_id and grant_key is null;
   end if;
   insert into billing.payment_refs (provider, ref, user_id, payment_id)
@@ -254,31 +270,6 @@ begin
     from unnest(v_refs || (p_event ->> 'paymentRef')) r
   on conflict do nothing;
   return v_payment_id;
-end
-$$;
-
--- billing._grant_for_payment(p_user_id, p_payment_id, p_grant_key, p_amount, p_kind, p_source_key,
---                            p_expires_at, p_description)
--- Effects: records p_grant_key as the key the payment's grants live under (a payment keeps the
---   first key it was given; refunds and disputes find its grants by it, billing._payment_grants),
---   then, when p_amount > 0, grants p_amount of p_kind once under p_source_key (the grant key
---   itself, or the key of a month slot under it).
--- Idempotency key: p_source_key (credits.grant_once).
--- Locks: the payment row; then, through credits.grant_once, the batch lock (shared), the user's
---   balance row, then grants.
-create function billing._grant_for_payment(p_user_id uuid, p_payment_id bigint, p_grant_key text,
-                                           p_amount bigint, p_kind text, p_source_key text,
-                                           p_expires_at timestamptz, p_description text)
-returns void
-language plpgsql
-as $$
-begin
-  update billing.payments set grant_key = p_grant_key
-   where user_id = p_user_id and id = p_payment_id and grant_key is null;
-  if p_amount > 0 then
-    perform credits.grant_once(p_user_id, p_amount, p_kind, p_source_key, p_expires_at,
-                               p_description);
-  end if;
 end
 $$;
 
@@ -316,24 +307,22 @@ begin
   if v_price.package_id is not null then
     v_payment_id := billing._record_payment(p_provider, v_user, p_event, v_price.price_id,
                                             'package', null, null, null);
-    perform billing._grant_for_payment(v_user, v_payment_id, billing.package_key(v_payment_id),
-                                       v_price.package_credits, 'package',
-                                       billing.package_key(v_payment_id),
-                                       billing._expiry(p_now, v_price.package_expire_days),
-                                       'Credit package ' || v_price.package_id);
+    perform credits.grant_once(v_user, v_price.package_credits, 'package',
+                               billing.package_key(v_payment_id),
+                               billing._expiry(p_now, v_price.package_expire_days),
+                               'Credit package ' || v_price.package_id);
   else
     v_payment_id := billing._record_payment(p_provider, v_user, p_event, v_price.price_id,
                                             'lifetime', null, null, null);
     -- Slot 0 only while the purchase stands: a checkout redelivered after a full refund or a
     -- dispute grants nothing.
-    perform billing._grant_for_payment(
-              v_user, v_payment_id, 'lifetime_monthly:' || v_payment_id,
-              case when p.disputed_at is null and p.refunded_at is null
-                   then v_price.monthly_credits else 0 end,
-              'lifetime_monthly', credits.lifetime_slot_key(v_payment_id, 0),
-              billing._expiry(p_now, v_price.plan_expire_days), 'Lifetime plan monthly credits')
+    perform credits.grant_once(v_user, v_price.monthly_credits, 'lifetime_monthly',
+                               credits.lifetime_slot_key(v_payment_id, 0),
+                               billing._expiry(p_now, v_price.plan_expire_days),
+                               'Lifetime plan monthly credits')
        from billing.payments p
-      where p.user_id = v_user and p.id = v_payment_id;
+      where p.user_id = v_user and p.id = v_payment_id and p.disputed_at is null
+        and p.refunded_at is null and v_price.monthly_credits > 0;
   end if;
   return v_user;
 end
