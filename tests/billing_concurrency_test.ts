@@ -1,64 +1,26 @@
 // Two different payment events for one user at the same instant, each on its own connection:
 // no deadlock, both applied, and the ledger, the balance row and the grants agree afterwards.
 import assert from "node:assert/strict";
-import { connect, type Sql } from "../db/client.ts";
+import { connect } from "../db/client.ts";
 import { insertUser, withDatabase } from "./helpers/db.ts";
+import {
+  applyEvent,
+  assertBooksAgree,
+  at,
+  checkoutPaid,
+  DAY,
+  dispute,
+  periodPaid,
+  ref,
+  refundTotal,
+  subscriptionChanged,
+  who,
+} from "./helpers/neutral_events.ts";
 
-type Json = Record<string, unknown>;
-const DAY = 86_400_000;
-const T0 = Math.floor(Date.now() / 1000) * 1000;
-const at = (offsetMs: number) => new Date(T0 + offsetMs).toISOString();
-let sequence = 0;
-const ref = (prefix: string) => `${prefix}_${++sequence}_${crypto.randomUUID().slice(0, 8)}`;
 const ROUNDS = 8;
 
-async function apply(sql: Sql, event: Json, now = at(0)): Promise<string> {
-  const [row] = await sql<{ result: string }[]>`
-    select billing.apply_event('stripe', ${ref("evt")}, ${String(event.kind)},
-                               ${JSON.stringify(event)}::text::jsonb, ${now}::timestamptz)
-      as result`;
-  return row.result;
-}
-
-async function assertConsistent(sql: Sql, user: string): Promise<number> {
-  const [row] = await sql<{ ledger: number; stored: number; remaining: number; broken: number }[]>`
-    select (select coalesce(sum(amount), 0)::int from credits.ledger where user_id = ${user})
-             as ledger,
-           (select balance::int from credits.balances where user_id = ${user}) as stored,
-           (select coalesce(sum(remaining), 0)::int from credits.grants
-             where user_id = ${user} and (expires_at is null or expires_at > now())) as remaining,
-           (select count(*)::int from (
-              select balance_after, sum(amount) over (order by id) as running
-                from credits.ledger where user_id = ${user}) x
-             where balance_after <> running) as broken`;
-  assert.deepEqual(row, {
-    ledger: row.stored,
-    stored: row.remaining,
-    remaining: row.remaining,
-    broken: 0,
-  });
-  return row.stored;
-}
-
-const customer = (user: string, customerRef: string) => ({
-  userId: user,
-  customerRef,
-  email: null,
-});
-
-function packagePaid(user: string, customerRef: string, payment: string): Json {
-  return {
-    kind: "checkout_paid",
-    customer: customer(user, customerRef),
-    priceId: "price_pkg_standard",
-    checkoutRef: `cs_${payment}`,
-    paymentRef: payment,
-    paymentRefs: [payment, `cs_${payment}`],
-    amount: 1490,
-    currency: "usd",
-    paidAt: at(0),
-  };
-}
+const packageBought = (user: string, customerRef: string, payment: string) =>
+  checkoutPaid({ user, customerRef, priceId: "price_pkg_standard", payment, amount: 1490 });
 
 Deno.test("different events for one user at once: no deadlock, both applied", async (t) => {
   await withDatabase(async ({ sql, url }) => {
@@ -72,39 +34,32 @@ Deno.test("different events for one user at once: no deadlock, both applied", as
           const cus = ref("cus");
           const sub = ref("sub");
           const first = { start: at(-DAY), end: at(29 * DAY) };
-          const period = (p: { start: string; end: string }) => ({
-            kind: "period_paid",
-            customer: customer(user, cus),
-            subscriptionRef: sub,
-            priceId: "price_pro_monthly",
-            periodStart: p.start,
-            periodEnd: p.end,
-            paymentRef: ref("in"),
-            paymentRefs: [ref("in")],
-            amount: 990,
-            currency: "usd",
-            paidAt: p.start,
-            grantsPeriod: true,
-          });
-          await apply(sql, period(first));
+          const period = (p: { start: string; end: string }) =>
+            periodPaid({
+              customer: who(user, cus),
+              sub,
+              priceId: "price_pro_monthly",
+              ...p,
+              payment: ref("in"),
+            });
+          await applyEvent(sql, period(first));
           const next = { start: at(29 * DAY), end: at(59 * DAY) };
           const results = await Promise.all([
-            apply(left, period(next)),
-            apply(right, {
-              kind: "subscription_changed",
-              customer: customer(user, cus),
-              subscriptionRef: sub,
-              priceId: "price_pro_monthly",
-              status: "active",
-              periodStart: next.start,
-              periodEnd: next.end,
-              cancelAtPeriodEnd: false,
-              canceledAt: null,
-              occurredAt: at(29 * DAY + 1000),
-            }),
+            applyEvent(left, period(next)),
+            applyEvent(
+              right,
+              subscriptionChanged({
+                customer: who(user, cus),
+                sub,
+                priceId: "price_pro_monthly",
+                status: "active",
+                ...next,
+                occurredAt: at(29 * DAY + 1000),
+              }),
+            ),
           ]);
           assert.deepEqual(results, ["processed", "processed"]);
-          assert.equal(await assertConsistent(sql, user), 2000);
+          assert.equal(await assertBooksAgree(sql, user), 2000);
           const [row] = await sql`select current_period_start from billing.subscriptions
                                    where provider_ref = ${sub}`;
           assert.equal(row.current_period_start.toISOString(), next.start);
@@ -116,23 +71,16 @@ Deno.test("different events for one user at once: no deadlock, both applied", as
           const user = await insertUser(sql);
           const cus = ref("cus");
           const bought = ref("pi");
-          await apply(sql, packagePaid(user, cus, bought));
+          await applyEvent(sql, packageBought(user, cus, bought));
           await sql`select credits.consume(${user}, 20, ${ref("use")})`;
           const results = await Promise.all([
-            apply(left, {
-              kind: "refund",
-              paymentRefs: [bought],
-              refundRef: ref("ch"),
-              refundedTotal: 1490,
-              amount: null,
-              occurredAt: at(0),
-            }),
-            apply(right, packagePaid(user, cus, ref("pi"))),
+            applyEvent(left, refundTotal(bought, 1490, ref("ch"))),
+            applyEvent(right, packageBought(user, cus, ref("pi"))),
           ]);
           assert.deepEqual(results, ["processed", "processed"]);
           // 200 bought, 20 spent (from the first package, which expires with the second),
           // the first's other 180 refunded, the second's 200 stay.
-          assert.equal(await assertConsistent(sql, user), 200);
+          assert.equal(await assertBooksAgree(sql, user), 200);
         }
       });
 
@@ -140,18 +88,18 @@ Deno.test("different events for one user at once: no deadlock, both applied", as
         for (let round = 0; round < ROUNDS; round++) {
           const user = await insertUser(sql);
           const bought = ref("pi");
-          await apply(sql, {
-            ...packagePaid(user, ref("cus"), bought),
-            priceId: "price_lifetime",
-            amount: 19900,
-          });
-          const [disputed, distributed] = await Promise.all([
-            apply(left, {
-              kind: "dispute",
-              paymentRefs: [bought],
-              disputeRef: ref("dp"),
-              occurredAt: at(0),
+          await applyEvent(
+            sql,
+            checkoutPaid({
+              user,
+              customerRef: ref("cus"),
+              priceId: "price_lifetime",
+              payment: bought,
+              amount: 19900,
             }),
+          );
+          const [disputed, distributed] = await Promise.all([
+            applyEvent(left, dispute(bought)),
             right`select credits.distribute_monthly(${at(32 * DAY)}::timestamptz) as n`,
           ]);
           assert.equal(disputed, "processed");
@@ -162,7 +110,7 @@ Deno.test("different events for one user at once: no deadlock, both applied", as
             select coalesce(sum(remaining), 0)::int as n from credits.grants
              where user_id = ${user} and kind = 'lifetime_monthly'`;
           assert.equal(row.n, 0);
-          await assertConsistent(sql, user);
+          await assertBooksAgree(sql, user);
         }
       });
     } finally {

@@ -3,37 +3,32 @@
 // connections make them on a young database, long before autovacuum has analysed anything. These
 // tests let one connection make its plans, fill the tables around them with other users'
 // payments, grants and subscriptions, and count the rows and index entries the next webhook
-// reads: a handful, however large the tables grew. (Each of the three fillers below was read in
-// full on every webhook before: payment references by provider, every due grant of every user,
-// every active subscription.)
+// reads: a handful, however large the tables grew. (Before migration 0005 four of them were read
+// in full on every webhook: payment references by provider, every due grant of every user, every
+// active subscription, every failed event.)
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { connect, type Sql } from "../db/client.ts";
 import { insertUser, withDatabase } from "./helpers/db.ts";
+import { DAY, periodPaid, who } from "./helpers/neutral_events.ts";
 
 const FILLER_ROWS = 3_000;
 const MAX_ROWS_READ = 60;
-const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 10, 1);
 const iso = (ms: number) => new Date(ms).toISOString();
 let eventNumber = 0;
 
-function periodPaid(user: string, period: number) {
+/** The paid invoice of the user's monthly subscription for its `period`-th month. */
+function invoicePaid(user: string, period: number) {
   const start = NOW + period * 30 * DAY;
-  return {
-    kind: "period_paid",
-    customer: { userId: user, customerRef: "cus_stable", email: null },
-    subscriptionRef: "sub_stable",
+  return periodPaid({
+    customer: who(user, "cus_stable"),
+    sub: "sub_stable",
     priceId: "price_pro_monthly",
-    periodStart: iso(start),
-    periodEnd: iso(start + 30 * DAY),
-    paymentRef: `in_stable_${period}`,
-    paymentRefs: [`in_stable_${period}`, `ch_stable_${period}`],
-    amount: 990,
-    currency: "usd",
-    paidAt: iso(start),
-    grantsPeriod: true,
-  };
+    start: iso(start),
+    end: iso(start + 30 * DAY),
+    payment: `in_stable_${period}`,
+  });
 }
 
 /** Rows and index entries this backend has read so far, in Tally's schemas. Pending counters:
@@ -54,7 +49,7 @@ async function applyAndCountReads(conn: Sql, user: string, period: number): Prom
     const before = await rowsRead(tx);
     const [applied] = await tx<{ result: string }[]>`
       select billing.apply_event('stripe', ${`evt_stable_${++eventNumber}`}, 'invoice.paid',
-                                 ${JSON.stringify(periodPaid(user, period))}::text::jsonb,
+                                 ${JSON.stringify(invoicePaid(user, period))}::text::jsonb,
                                  ${iso(NOW + period * 30 * DAY)}::timestamptz) as result`;
     assert.equal(applied.result, "processed");
     return await rowsRead(tx) - before;

@@ -4,151 +4,25 @@
 import assert from "node:assert/strict";
 import type { Sql } from "../db/client.ts";
 import { insertUser, withDatabase } from "./helpers/db.ts";
-
-type Json = Record<string, unknown>;
-const DAY = 86_400_000;
-const T0 = Math.floor(Date.now() / 1000) * 1000;
-const at = (offsetMs: number) => new Date(T0 + offsetMs).toISOString();
-let sequence = 0;
-const ref = (prefix: string) => `${prefix}_${++sequence}_${crypto.randomUUID().slice(0, 8)}`;
-
-const who = (
-  userId: string | null,
-  customerRef: string | null = null,
-  email: string | null = null,
-) => ({
-  userId,
-  customerRef,
-  email,
-});
-
-function checkoutPaid(o: { user: string; priceId: string; payment: string; amount: number }): Json {
-  return {
-    kind: "checkout_paid",
-    customer: who(o.user),
-    priceId: o.priceId,
-    checkoutRef: `cs_${o.payment}`,
-    paymentRef: o.payment,
-    paymentRefs: [o.payment, `cs_${o.payment}`],
-    amount: o.amount,
-    currency: "usd",
-    paidAt: at(0),
-  };
-}
-
-function periodPaid(o: {
-  customer: Json;
-  sub: string;
-  priceId: string;
-  start: string;
-  end: string;
-  payment: string;
-  amount?: number;
-}): Json {
-  return {
-    kind: "period_paid",
-    customer: o.customer,
-    subscriptionRef: o.sub,
-    priceId: o.priceId,
-    periodStart: o.start,
-    periodEnd: o.end,
-    paymentRef: o.payment,
-    paymentRefs: [o.payment],
-    amount: o.amount ?? 990,
-    currency: "usd",
-    paidAt: o.start,
-    grantsPeriod: (o.amount ?? 990) > 0,
-  };
-}
-
-function subscriptionChanged(o: {
-  customer: Json;
-  sub: string;
-  priceId: string;
-  status: string;
-  start: string;
-  end: string;
-  occurredAt: string;
-  cancelAtPeriodEnd?: boolean;
-  canceledAt?: string | null;
-}): Json {
-  return {
-    kind: "subscription_changed",
-    customer: o.customer,
-    subscriptionRef: o.sub,
-    priceId: o.priceId,
-    status: o.status,
-    periodStart: o.start,
-    periodEnd: o.end,
-    cancelAtPeriodEnd: o.cancelAtPeriodEnd ?? false,
-    canceledAt: o.canceledAt ?? null,
-    occurredAt: o.occurredAt,
-  };
-}
-
-const refundTotal = (payment: string, total: number, refundRef = `ch_${payment}`): Json => ({
-  kind: "refund",
-  paymentRefs: [payment],
-  refundRef,
-  refundedTotal: total,
-  amount: null,
-  occurredAt: at(0),
-});
-const refundAmount = (payment: string, amount: number, refundRef: string): Json => ({
-  kind: "refund",
-  paymentRefs: [payment],
-  refundRef,
-  refundedTotal: null,
-  amount,
-  occurredAt: at(0),
-});
-const dispute = (payment: string, disputeRef = ref("dp")): Json => ({
-  kind: "dispute",
-  paymentRefs: [payment],
-  disputeRef,
-  occurredAt: at(0),
-});
-
-async function apply(
-  sql: Sql,
-  event: Json,
-  options: { id?: string; provider?: string; now?: string } = {},
-): Promise<string> {
-  const [row] = await sql<{ result: string }[]>`
-    select billing.apply_event(${options.provider ?? "stripe"}, ${options.id ?? ref("evt")},
-                               ${String(event.kind)}, ${JSON.stringify(event)}::text::jsonb,
-                               ${options.now ?? at(0)}::timestamptz) as result`;
-  return row.result;
-}
+import {
+  applyEvent,
+  assertBooksAgree,
+  at,
+  checkoutPaid,
+  DAY,
+  dispute,
+  type Json,
+  periodPaid,
+  ref,
+  refundAmount,
+  refundTotal,
+  subscriptionChanged,
+  who,
+} from "./helpers/neutral_events.ts";
 
 async function balance(sql: Sql, user: string, now = at(0)): Promise<number> {
   const [row] = await sql<{ b: number }[]>`select credits.balance(${user}, ${now})::int as b`;
   return row.b;
-}
-
-/** Sum of the ledger = balances.balance = sum of grants' remaining; the chain of balance-after. */
-async function assertConsistent(sql: Sql, user: string): Promise<void> {
-  const [row] = await sql<
-    { ledger: number; stored: number; remaining: number; broken: number; negative: number }[]
-  >`
-    select (select coalesce(sum(amount), 0)::int from credits.ledger where user_id = ${user})
-             as ledger,
-           (select balance::int from credits.balances where user_id = ${user}) as stored,
-           (select coalesce(sum(remaining), 0)::int from credits.grants where user_id = ${user})
-             as remaining,
-           (select count(*)::int from (
-              select balance_after, sum(amount) over (order by id) as running
-                from credits.ledger where user_id = ${user}) x
-             where balance_after <> running) as broken,
-           (select count(*)::int from credits.ledger
-             where user_id = ${user} and balance_after < 0) as negative`;
-  assert.deepEqual(row, {
-    ledger: row.stored,
-    stored: row.remaining,
-    remaining: row.remaining,
-    broken: 0,
-    negative: 0,
-  });
 }
 
 async function removed(sql: Sql, user: string, kind: "refund" | "dispute"): Promise<number> {
@@ -192,7 +66,7 @@ Deno.test("refunds of a package remove round(G × R ÷ P) in all, never twice", 
     const buy = async () => {
       const user = await insertUser(sql);
       const payment = ref("pi");
-      const result = await apply(
+      const result = await applyEvent(
         sql,
         checkoutPaid({ user, priceId: "price_pkg_standard", payment, amount: 1490 }),
       );
@@ -203,69 +77,69 @@ Deno.test("refunds of a package remove round(G × R ÷ P) in all, never twice", 
 
     await t.step("745 of 1490 removes 100; the rest of the refund the other 100", async () => {
       const { user, payment } = await buy();
-      assert.equal(await apply(sql, refundTotal(payment, 745)), "processed");
+      assert.equal(await applyEvent(sql, refundTotal(payment, 745)), "processed");
       assert.equal(await balance(sql, user), 100);
-      assert.equal(await apply(sql, refundTotal(payment, 1490)), "processed");
+      assert.equal(await applyEvent(sql, refundTotal(payment, 1490)), "processed");
       assert.equal(await balance(sql, user), 0);
       assert.equal(await removed(sql, user, "refund"), 200);
-      await assertConsistent(sql, user);
+      await assertBooksAgree(sql, user);
     });
 
     await t.step("Stripe's cumulative total: twice, and newer before older", async () => {
       const { user, payment } = await buy();
-      await apply(sql, refundTotal(payment, 745));
-      await apply(sql, refundTotal(payment, 745)); // redelivered under another event ID
+      await applyEvent(sql, refundTotal(payment, 745));
+      await applyEvent(sql, refundTotal(payment, 745)); // redelivered under another event ID
       assert.equal(await balance(sql, user), 100);
       const { user: other, payment: otherPayment } = await buy();
-      await apply(sql, refundTotal(otherPayment, 1490)); // the newer figure first
-      await apply(sql, refundTotal(otherPayment, 745)); // the older one late
-      await apply(sql, refundTotal(otherPayment, 1490));
+      await applyEvent(sql, refundTotal(otherPayment, 1490)); // the newer figure first
+      await applyEvent(sql, refundTotal(otherPayment, 745)); // the older one late
+      await applyEvent(sql, refundTotal(otherPayment, 1490));
       assert.equal(await balance(sql, other), 0);
       assert.equal(await removed(sql, other, "refund"), 200);
-      await assertConsistent(sql, user);
-      await assertConsistent(sql, other);
+      await assertBooksAgree(sql, user);
+      await assertBooksAgree(sql, other);
     });
 
     await t.step("one refund ID counted once, whatever event delivers it", async () => {
       const { user, payment } = await buy();
       const refundRef = ref("re");
       assert.equal(
-        await apply(sql, refundAmount(payment, 745, refundRef), { provider: "stripe" }),
+        await applyEvent(sql, refundAmount(payment, 745, refundRef), { provider: "stripe" }),
         "processed",
       );
       // The same refund delivered again under a new event ID: not a second refund of 745.
-      await apply(sql, refundAmount(payment, 745, refundRef));
+      await applyEvent(sql, refundAmount(payment, 745, refundRef));
       assert.equal(await balance(sql, user), 100);
       const [row] = await sql`select refunded_amount::int as r, refunded_at from billing.payments
                                where provider_ref = ${payment}`;
       assert.deepEqual(row, { r: 745, refunded_at: null });
       // A different refund of the other half removes the other 100.
-      await apply(sql, refundAmount(payment, 745, ref("re")));
+      await applyEvent(sql, refundAmount(payment, 745, ref("re")));
       assert.equal(await balance(sql, user), 0);
       assert.equal(await removed(sql, user, "refund"), 200);
-      await assertConsistent(sql, user);
+      await assertBooksAgree(sql, user);
     });
 
     await t.step("after spending, a refund removes only what remains", async () => {
       const { user, payment } = await buy();
       await sql`select credits.consume(${user}, 150, ${ref("use")}, null, ${at(0)})`;
-      await apply(sql, refundTotal(payment, 745));
+      await applyEvent(sql, refundTotal(payment, 745));
       assert.equal(await balance(sql, user), 0);
       assert.equal(await removed(sql, user, "refund"), 50);
-      await apply(sql, refundTotal(payment, 1490));
+      await applyEvent(sql, refundTotal(payment, 1490));
       assert.equal(await balance(sql, user), 0);
       assert.equal(await removed(sql, user, "refund"), 50);
-      await assertConsistent(sql, user);
+      await assertBooksAgree(sql, user);
     });
 
     await t.step("a refund larger than the payment is capped at it", async () => {
       const { user, payment } = await buy();
-      await apply(sql, refundTotal(payment, 99999));
+      await applyEvent(sql, refundTotal(payment, 99999));
       assert.equal(await removed(sql, user, "refund"), 200);
       const [row] = await sql`select refunded_amount::int as r from billing.payments
                                where provider_ref = ${payment}`;
       assert.equal(row.r, 1490);
-      await assertConsistent(sql, user);
+      await assertBooksAgree(sql, user);
     });
   });
 });
@@ -274,7 +148,10 @@ Deno.test("a lifetime refund reaches every month slot, rounds in all, stops the 
   await withDatabase(async ({ sql }) => {
     const user = await insertUser(sql);
     const payment = ref("pi");
-    await apply(sql, checkoutPaid({ user, priceId: "price_lifetime", payment, amount: 19900 }));
+    await applyEvent(
+      sql,
+      checkoutPaid({ user, priceId: "price_lifetime", payment, amount: 19900 }),
+    );
     // The daily job makes slots 1 and 2 later.
     await sql`select credits.distribute_monthly(${at(32 * DAY)}::timestamptz)`;
     await sql`select credits.distribute_monthly(${at(62 * DAY)}::timestamptz)`;
@@ -285,7 +162,7 @@ Deno.test("a lifetime refund reaches every month slot, rounds in all, stops the 
 
     // G = 3000, P = 19900, R = 6633: round(3000 × 6633 ÷ 19900) = round(999.95) = 1000 in all
     // (rounding each 1000-credit slot alone would remove 3 × 333 = 999).
-    await apply(sql, refundTotal(payment, 6633));
+    await applyEvent(sql, refundTotal(payment, 6633));
     assert.equal(await removed(sql, user, "refund"), 1000);
     assert.equal(await planOf(sql, user), "lifetime", "a partial refund keeps the purchase");
 
@@ -293,7 +170,7 @@ Deno.test("a lifetime refund reaches every month slot, rounds in all, stops the 
     await sql`select credits.distribute_monthly(${at(93 * DAY)}::timestamptz)`;
     assert.equal(await balance(sql, user), 3000);
 
-    await apply(sql, refundTotal(payment, 19900));
+    await applyEvent(sql, refundTotal(payment, 19900));
     assert.equal(await removed(sql, user, "refund"), 4000);
     assert.equal(await balance(sql, user), 0);
     const perSlot = await sql<{ n: number }[]>`
@@ -307,7 +184,7 @@ Deno.test("a lifetime refund reaches every month slot, rounds in all, stops the 
     assert.deepEqual((await kinds(sql, user)).filter(([k]) => k === "lifetime_monthly").length, 4);
     assert.equal(await planOf(sql, user, at(124 * DAY)), "free");
     assert.deepEqual((await kinds(sql, user)).at(-1), ["free_monthly", 50]);
-    await assertConsistent(sql, user);
+    await assertBooksAgree(sql, user);
   });
 });
 
@@ -318,20 +195,23 @@ Deno.test("a refund of a subscription period payment removes that period's credi
     const first = ref("in");
     const second = ref("in");
     const base = { customer: who(user), sub, priceId: "price_pro_monthly" };
-    await apply(sql, periodPaid({ ...base, start: at(-DAY), end: at(29 * DAY), payment: first }));
-    await apply(
+    await applyEvent(
+      sql,
+      periodPaid({ ...base, start: at(-DAY), end: at(29 * DAY), payment: first }),
+    );
+    await applyEvent(
       sql,
       periodPaid({ ...base, start: at(29 * DAY), end: at(59 * DAY), payment: second }),
       { now: at(29 * DAY) },
     );
     assert.equal(await balance(sql, user), 2000);
     // Half of the second invoice: 500 of that period's 1000; the first period is untouched.
-    await apply(sql, refundTotal(second, 495));
+    await applyEvent(sql, refundTotal(second, 495));
     assert.equal(await removed(sql, user, "refund"), 500);
     const rows = await sql<{ remaining: number }[]>`
       select remaining::int from credits.grants where user_id = ${user} order by id`;
     assert.deepEqual(rows.map((r) => r.remaining), [1000, 500]);
-    await assertConsistent(sql, user);
+    await assertBooksAgree(sql, user);
   });
 });
 
@@ -341,17 +221,17 @@ Deno.test("a dispute takes every unspent credit of the payment, with a refund in
       await t.step(order, async () => {
         const user = await insertUser(sql);
         const payment = ref("pi");
-        await apply(
+        await applyEvent(
           sql,
           checkoutPaid({ user, priceId: "price_pkg_standard", payment, amount: 1490 }),
         );
         await sql`select credits.consume(${user}, 30, ${ref("use")}, null, ${at(0)})`;
         const disputeRef = ref("dp");
         if (order === "refund first") {
-          await apply(sql, refundTotal(payment, 745));
+          await applyEvent(sql, refundTotal(payment, 745));
           assert.equal(await balance(sql, user), 70);
-          await apply(sql, dispute(payment, disputeRef));
-          await apply(sql, dispute(payment, disputeRef)); // redelivered
+          await applyEvent(sql, dispute(payment, disputeRef));
+          await applyEvent(sql, dispute(payment, disputeRef)); // redelivered
           assert.deepEqual([
             await removed(sql, user, "refund"),
             await removed(sql, user, "dispute"),
@@ -360,10 +240,10 @@ Deno.test("a dispute takes every unspent credit of the payment, with a refund in
             70,
           ]);
         } else {
-          await apply(sql, dispute(payment, disputeRef));
+          await applyEvent(sql, dispute(payment, disputeRef));
           assert.equal(await balance(sql, user), 0);
-          await apply(sql, refundTotal(payment, 745));
-          await apply(sql, refundTotal(payment, 1490));
+          await applyEvent(sql, refundTotal(payment, 745));
+          await applyEvent(sql, refundTotal(payment, 1490));
           assert.deepEqual([
             await removed(sql, user, "refund"),
             await removed(sql, user, "dispute"),
@@ -373,7 +253,7 @@ Deno.test("a dispute takes every unspent credit of the payment, with a refund in
           ]);
         }
         assert.equal(await balance(sql, user), 0);
-        await assertConsistent(sql, user);
+        await assertBooksAgree(sql, user);
       });
     }
   });
@@ -407,37 +287,37 @@ Deno.test("upgrade grants the difference once; a downgrade waits for the next in
 
     await t.step("basic → pro: 700 once, also when updates repeat or come late", async () => {
       const { user, invoice, change } = await subscriber();
-      await apply(sql, invoice("price_basic_monthly"));
-      await apply(sql, change("price_basic_monthly", 1));
+      await applyEvent(sql, invoice("price_basic_monthly"));
+      await applyEvent(sql, change("price_basic_monthly", 1));
       assert.equal(await balance(sql, user), 300);
       const upgrade = change("price_pro_monthly", 10);
-      await apply(sql, upgrade);
-      await apply(sql, upgrade); // redelivered under another event ID
-      await apply(sql, change("price_basic_monthly", 5)); // an older update arriving late
-      await apply(sql, change("price_pro_monthly", 12)); // a later update about something else
+      await applyEvent(sql, upgrade);
+      await applyEvent(sql, upgrade); // redelivered under another event ID
+      await applyEvent(sql, change("price_basic_monthly", 5)); // an older update arriving late
+      await applyEvent(sql, change("price_pro_monthly", 12)); // a later update about something else
       assert.deepEqual(await kinds(sql, user), [["subscription_period", 300], ["upgrade", 700]]);
       assert.equal(await planOf(sql, user), "pro");
-      await assertConsistent(sql, user);
+      await assertBooksAgree(sql, user);
     });
 
     await t.step("an upgrade that arrives before its period's invoice: the same 1000", async () => {
       const { user, invoice, change } = await subscriber();
       // In order: created on basic, invoice for basic, upgrade to pro. Delivered backwards.
-      await apply(sql, change("price_pro_monthly", 10));
-      await apply(sql, invoice("price_basic_monthly"));
-      await apply(sql, change("price_basic_monthly", 1));
-      await apply(sql, change("price_pro_monthly", 10));
+      await applyEvent(sql, change("price_pro_monthly", 10));
+      await applyEvent(sql, invoice("price_basic_monthly"));
+      await applyEvent(sql, change("price_basic_monthly", 1));
+      await applyEvent(sql, change("price_pro_monthly", 10));
       assert.deepEqual(await kinds(sql, user), [["subscription_period", 300], ["upgrade", 700]]);
       assert.equal(await planOf(sql, user), "pro");
-      await assertConsistent(sql, user);
+      await assertBooksAgree(sql, user);
     });
 
     await t.step("pro → basic: nothing now, the next invoice grants 300", async () => {
       const { user, customer, sub, invoice, change } = await subscriber();
-      await apply(sql, invoice("price_pro_monthly"));
-      await apply(sql, change("price_basic_monthly", 1));
+      await applyEvent(sql, invoice("price_pro_monthly"));
+      await applyEvent(sql, change("price_basic_monthly", 1));
       assert.equal(await balance(sql, user), 1000);
-      await apply(
+      await applyEvent(
         sql,
         periodPaid({
           customer,
@@ -455,7 +335,7 @@ Deno.test("upgrade grants the difference once; a downgrade waits for the next in
         ["subscription_period", 300],
       ]);
       assert.equal(await planOf(sql, user, at(30 * DAY)), "basic");
-      await assertConsistent(sql, user);
+      await assertBooksAgree(sql, user);
     });
   });
 });
@@ -475,11 +355,11 @@ Deno.test("trialCredits once per subscription; none when the plan has none", asy
         end: at(14 * DAY),
         occurredAt: at(minutes * 60_000),
       });
-    await apply(sql, trial("price_pro_monthly", sub, 0)); // customer.subscription.created
-    await apply(sql, trial("price_pro_monthly", sub, 1)); // an update while trialing
-    await apply(sql, trial("prod_pro_monthly", sub, 2), { provider: "creem" }); // another provider's
+    await applyEvent(sql, trial("price_pro_monthly", sub, 0)); // customer.subscription.created
+    await applyEvent(sql, trial("price_pro_monthly", sub, 1)); // an update while trialing
+    await applyEvent(sql, trial("prod_pro_monthly", sub, 2), { provider: "creem" }); // another provider's
     // The trial's $0 first invoice grants nothing.
-    await apply(
+    await applyEvent(
       sql,
       periodPaid({
         customer: who(user),
@@ -493,10 +373,10 @@ Deno.test("trialCredits once per subscription; none when the plan has none", asy
     );
     assert.deepEqual(await kinds(sql, user), [["trial", 100], ["trial", 100]]);
     const other = await insertUser(sql);
-    await apply(sql, { ...trial("price_basic_monthly", ref("sub"), 0), customer: who(other) });
+    await applyEvent(sql, { ...trial("price_basic_monthly", ref("sub"), 0), customer: who(other) });
     assert.deepEqual(await kinds(sql, other), []);
     assert.equal(await planOf(sql, other), "basic");
-    await assertConsistent(sql, user);
+    await assertBooksAgree(sql, user);
   });
 });
 
@@ -507,11 +387,11 @@ Deno.test("cancel at period end keeps the plan until the end, then the free plan
     const customer = who(user);
     const start = at(-DAY);
     const end = at(29 * DAY);
-    await apply(
+    await applyEvent(
       sql,
       periodPaid({ customer, sub, priceId: "price_pro_monthly", start, end, payment: ref("in") }),
     );
-    await apply(
+    await applyEvent(
       sql,
       subscriptionChanged({
         customer,
@@ -534,7 +414,7 @@ Deno.test("cancel at period end keeps the plan until the end, then the free plan
     const [grant] = await sql`select remaining::int from credits.grants
                                where user_id = ${user} and kind = 'subscription_period'`;
     assert.equal(grant.remaining, 1000, "granted credits stay");
-    await assertConsistent(sql, user);
+    await assertBooksAgree(sql, user);
   });
 });
 
@@ -556,9 +436,9 @@ Deno.test("events out of order end as they would in order", async (t) => {
         end,
         payment: ref("in"),
       });
-      assert.equal(await apply(sql, invoice, { id: invoiceId }), "failed");
+      assert.equal(await applyEvent(sql, invoice, { id: invoiceId }), "failed");
       assert.equal(
-        await apply(sql, {
+        await applyEvent(sql, {
           kind: "checkout_linked",
           customer: who(user, customerRef),
           subscriptionRef: sub,
@@ -568,7 +448,7 @@ Deno.test("events out of order end as they would in order", async (t) => {
       const [row] = await sql`select status, user_id from billing.webhook_events
                                where event_id = ${invoiceId}`;
       assert.deepEqual(row, { status: "processed", user_id: user });
-      assert.equal(await apply(sql, invoice, { id: invoiceId }), "duplicate");
+      assert.equal(await applyEvent(sql, invoice, { id: invoiceId }), "duplicate");
       assert.deepEqual(await kinds(sql, user), [["subscription_period", 1000]]);
       assert.equal(await planOf(sql, user), "pro");
     });
@@ -589,8 +469,8 @@ Deno.test("events out of order end as they would in order", async (t) => {
           });
         const later = at(29 * DAY);
         const laterEnd = at(59 * DAY);
-        assert.equal(await apply(sql, invoice(later, laterEnd)), "processed");
-        assert.equal(await apply(sql, invoice(start, end)), "processed");
+        assert.equal(await applyEvent(sql, invoice(later, laterEnd)), "processed");
+        assert.equal(await applyEvent(sql, invoice(start, end)), "processed");
         assert.deepEqual(await kinds(sql, user), [
           ["subscription_period", 1000],
           ["subscription_period", 1000],
@@ -603,7 +483,7 @@ Deno.test("events out of order end as they would in order", async (t) => {
 
     // The same subscription's events applied in two orders end in the same row.
     const states = async (events: Json[], sub: string) => {
-      for (const event of events) await apply(sql, { ...event, subscriptionRef: sub });
+      for (const event of events) await applyEvent(sql, { ...event, subscriptionRef: sub });
       const [row] = await sql`select plan_id, status, current_period_start, current_period_end,
                                      cancel_at_period_end, canceled_at
                                 from billing.subscriptions where provider_ref = ${sub}`;
@@ -651,7 +531,7 @@ Deno.test("paid plans get no free monthly credits; a package changes no plan", a
     const subscriber = await insertUser(sql);
     const lifetime = await insertUser(sql);
     const buyer = await insertUser(sql);
-    await apply(
+    await applyEvent(
       sql,
       periodPaid({
         customer: who(subscriber),
@@ -662,7 +542,7 @@ Deno.test("paid plans get no free monthly credits; a package changes no plan", a
         payment: ref("in"),
       }),
     );
-    await apply(
+    await applyEvent(
       sql,
       checkoutPaid({
         user: lifetime,
@@ -671,7 +551,7 @@ Deno.test("paid plans get no free monthly credits; a package changes no plan", a
         amount: 19900,
       }),
     );
-    await apply(
+    await applyEvent(
       sql,
       checkoutPaid({
         user: buyer,
