@@ -212,6 +212,10 @@ Deno.test("a good start prints URL, database and scheduler, serves, survives los
       .catch((): string[] => []);
     assert.ok(rest.includes("stopping"), "it says it is stopping");
     assertNoSecret(await stderrText);
+  } catch (error) {
+    // What the server wrote to stderr says why it stopped (a start-up step, a port in use).
+    if (exited) throw new Error(`${error}\nstderr:\n${await stderrText}`);
+    throw error;
   } finally {
     if (!exited) child.kill("SIGKILL");
     await status;
