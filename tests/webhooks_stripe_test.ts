@@ -426,6 +426,7 @@ Deno.test("stripe webhooks apply every credit rule once", async (t) => {
     await t.step("the user is found by customer ID, then by email", async () => {
       const email = `${uniqueId("buyer")}@test.local`;
       const user = await insertUser(sql, email);
+      await sql`update app.users set email_verified_at = now() where id = ${user}`;
       const customer = uniqueId("cus");
       await postStripe(
         base,
