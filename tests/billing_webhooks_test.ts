@@ -4,7 +4,7 @@
 // order and redelivered; GET /api/me's plan after a package.
 import assert from "node:assert/strict";
 import type { Sql } from "../db/client.ts";
-import { insertUser } from "./helpers/db.ts";
+import { insertUser, verifyEmail } from "./helpers/db.ts";
 import {
   creditsOf,
   type CreemEvent,
@@ -450,7 +450,7 @@ Deno.test("a payment matched by email alone goes to a verified address only", as
     assert.deepEqual([...(await creditsOf(sql, squatter)).ledger], []);
 
     // Once the address is verified, the kept event applies on replay, and new ones match.
-    await sql`update app.users set email_verified_at = now() where id = ${squatter}`;
+    await verifyEmail(sql, email);
     const [{ result }] = await sql<{ result: string }[]>`
       select billing.replay_event('stripe', ${event.id}) as result`;
     assert.equal(result, "processed");

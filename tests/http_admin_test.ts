@@ -3,6 +3,7 @@
 // verification, flash messages that only the server writes, and the adjustment form's strict
 // amount and idempotency key.
 import assert from "node:assert/strict";
+import { verifyEmail } from "./helpers/db.ts";
 import { ledgerState, signedUp, withServer } from "./helpers/http.ts";
 import { Client, type TestServer } from "./helpers/server.ts";
 
@@ -61,7 +62,7 @@ async function browse(
 
 async function verifiedAdmin(server: TestServer): Promise<Client> {
   const { client } = await signedUp(server, ADMIN);
-  await server.db.sql`update app.users set email_verified_at = now() where email = ${ADMIN}`;
+  await verifyEmail(server.db.sql, ADMIN);
   return client;
 }
 
@@ -125,7 +126,7 @@ Deno.test("the admin pages show whether each user's email is verified", async ()
     const userPage = async () => (await browse(admin, "GET", `/admin/users/${userId}`)).html;
     assert.match(await userPage(), /id="email-verified"[^>]*>Email not verified/);
 
-    await server.db.sql`update app.users set email_verified_at = now() where id = ${userId}`;
+    await verifyEmail(server.db.sql, email);
     assert.match(await userPage(), /id="email-verified"[^>]*>Email verified on <time/);
   }, ADMIN_ENV);
 });
