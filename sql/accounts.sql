@@ -180,7 +180,8 @@ begin
   select u.id, u.email_verified_at into v_user, v_at
     from app.users u where u.email = v_email for update;
   if not found then
-    raise exception using errcode = '23503', message = format('no account with the email %s', v_email);
+    raise exception using errcode = '23503',
+      message = format('no account with the email %s', v_email);
   end if;
   if v_at is null then
     update app.users u set email_verified_at = p_now where u.id = v_user;

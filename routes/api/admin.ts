@@ -1,5 +1,6 @@
-// Admin-only API (ADMIN_EMAILS, once verified): the webhook inbox and the replay of a failed event. Anyone else,
-// signed in or not, gets 404, so the routes do not reveal that they exist.
+// Admin-only API (a verified ADMIN_EMAILS account, the check the admin pages use too): the webhook
+// inbox and the replay of a failed event. Anyone else, signed in or not, gets 404, so the routes do
+// not reveal that they exist.
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../../utils/app_env.ts";
