@@ -8,7 +8,12 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { DataTable } from "../../components/DataTable.tsx";
 import { Field } from "../../components/Field.tsx";
-import { formatCredits, formatDateTime, formatSigned } from "../../components/format.ts";
+import {
+  formatCredits,
+  formatDate,
+  formatDateTime,
+  formatSigned,
+} from "../../components/format.ts";
 import { LedgerTable } from "../../components/LedgerTable.tsx";
 import type { Me, TransactionPage } from "../../components/types.ts";
 import type { AppEnv } from "../../utils/app_env.ts";
@@ -103,7 +108,7 @@ function Verification({ at }: { at: string | null }) {
   return at
     ? (
       <>
-        verified <time dateTime={at}>{formatDateTime(at)}</time>
+        verified <time dateTime={at}>{formatDate(at)}</time>
       </>
     )
     : <>not verified</>;
