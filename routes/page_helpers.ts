@@ -4,11 +4,9 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { Viewer } from "../components/Layout.tsx";
 import type { AppEnv } from "../utils/app_env.ts";
 import { HttpError } from "../utils/errors.ts";
+import { isAdmin } from "../utils/session.ts";
 
-export function isAdmin(c: Context<AppEnv>): boolean {
-  const user = c.var.user;
-  return user !== undefined && c.var.config.adminEmails.has(user.email.toLowerCase());
-}
+export { requireAdmin } from "../utils/session.ts";
 
 export function viewerOf(c: Context<AppEnv>, balance: number | null): Viewer {
   const user = c.var.user;
@@ -29,12 +27,6 @@ export const requirePageUser: MiddlewareHandler<AppEnv> = async (c, next) => {
     const url = new URL(c.req.url);
     return c.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`, 303);
   }
-  await next();
-};
-
-/** The admin pages do not exist for anyone else: 404, not 403, so they reveal nothing. */
-export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (!isAdmin(c)) throw new HttpError(404, "not_found", "no such page");
   await next();
 };
 

@@ -129,13 +129,14 @@ end
 $$;
 
 -- app.session_user(p_user_id, p_token_hash, p_now)
--- Returns the session's user (id, email) and, when the session was renewed by this call, its new
---   expiry (renewed_until; null when unchanged). No row for an unknown or expired session.
+-- Returns the session's user (id, email), when the session was renewed by this call its new
+--   expiry (renewed_until; null when unchanged), and whether the user's email is verified (the
+--   admin check needs it). No row for an unknown or expired session.
 -- Effects: pushes expires_at forward at most once per session_renew_after(), so that a busy
 --   session does not write on every request.
 create function app.session_user(p_user_id uuid, p_token_hash bytea,
                                  p_now timestamptz default now())
-returns table (id uuid, email text, renewed_until timestamptz)
+returns table (id uuid, email text, renewed_until timestamptz, verified boolean)
 language plpgsql
 as $$
 begin
@@ -151,7 +152,7 @@ begin
        and f.last_seen_at <= p_now - app.session_renew_after()
     returning s.expires_at
   )
-  select u.id, u.email, (select r.expires_at from renewed r)
+  select u.id, u.email, (select r.expires_at from renewed r), u.email_verified_at is not null
     from found f join app.users u on u.id = f.user_id;
 end
 $$;
@@ -160,6 +161,34 @@ $$;
 create function app.close_session(p_user_id uuid, p_token_hash bytea) returns void
 language sql
 as $$ delete from app.sessions where user_id = p_user_id and token_hash = p_token_hash $$;
+
+-- app.verify_email(p_email, p_now)
+-- Effects: marks the account of p_email (trimmed, lower-cased) verified at p_now, unless it is
+--   already (the first verification is kept). `deno task users verify EMAIL` calls it.
+-- Returns one row: the user's id, the address, when it was verified, and whether it already was.
+-- Errors: 23503 when no account has that email (nothing changes). Idempotent.
+-- Locks: the user's row.
+create function app.verify_email(p_email text, p_now timestamptz default now())
+returns table (user_id uuid, email text, verified_at timestamptz, already boolean)
+language plpgsql
+as $$
+declare
+  v_email text := lower(trim(p_email));
+  v_user uuid;
+  v_at timestamptz;
+begin
+  select u.id, u.email_verified_at into v_user, v_at
+    from app.users u where u.email = v_email for update;
+  if not found then
+    raise exception using errcode = '23503',
+      message = format('no account with the email %s', v_email);
+  end if;
+  if v_at is null then
+    update app.users u set email_verified_at = p_now where u.id = v_user;
+  end if;
+  return query select v_user, v_email, coalesce(v_at, p_now), v_at is not null;
+end
+$$;
 
 -- credits.daily_signin(p_user_id, p_now)
 -- Effects: grants dailySignin.credits once per user per UTC day, expiring after

@@ -108,8 +108,8 @@ $$;
 
 -- billing._find_user(p_provider, p_customer, p_subscription_ref)
 -- Returns the user an event is about, or null: the recorded owner of the subscription, else
--- customer.userId when it names a user, else the provider's customer ID, else the email.
--- Reads only.
+-- customer.userId when it names a user, else the provider's customer ID, else the email of an
+-- account that verified it (an unverified address may belong to someone else). Reads only.
 create function billing._find_user(p_provider text, p_customer jsonb, p_subscription_ref text)
 returns uuid
 language plpgsql stable
@@ -139,7 +139,8 @@ begin
     end if;
   end if;
   if p_customer ->> 'email' is not null then
-    select u.id into v_user from app.users u where u.email = lower(trim(p_customer ->> 'email'));
+    select u.id into v_user from app.users u
+     where u.email = lower(trim(p_customer ->> 'email')) and u.email_verified_at is not null;
   end if;
   return v_user;
 end

@@ -94,6 +94,18 @@ begin
 end
 $$;
 
+-- An idempotency key that was first used for p_first credits, sent again for p_amount: CR002
+-- (HTTP 409 idempotency_key_reused). DETAIL carries the first amount, for a form to say it.
+create function credits.raise_key_reused(p_key text, p_first bigint, p_amount bigint) returns void
+language plpgsql
+as $$
+begin
+  raise exception using errcode = 'CR002', detail = p_first::text,
+    message = format('idempotency key "%s" was already used with %s credits, not %s', p_key,
+                     p_first, p_amount);
+end
+$$;
+
 -- credits._expire_locked(p_user_id, p_now)
 -- Inputs: a user whose credits.balances row the caller has already locked, or null for every user
 --   with due grants (expire_due, which has locked all of them); the clock.
@@ -270,9 +282,11 @@ $$;
 --   spendable grants, soonest expiry first (never-expiring last), oldest first on ties; lowers
 --   the balance; appends one ledger entry of kind p_kind that lists the grants drawn from.
 -- Returns: the balance after. Idempotency key: (p_user_id, p_kind, p_idempotency_key); a repeat
---   returns the first call's balance-after and changes nothing.
+--   with the same amount returns the first call's balance-after and changes nothing; with
+--   another amount it raises CR002 and changes nothing.
 -- Errors: 22023 for a non-positive amount or an empty key; 23503 for an unknown user; CR001 when
---   the balance is short, and then nothing is recorded (the key stays unused).
+--   the balance is short, and then nothing is recorded (the key stays unused); CR002 for a key
+--   already used with another amount.
 -- Locks: the user's balance row, then (by updating) the grants it draws from.
 -- Cost: the hot path of the API. Four statements when the first grant in spend order covers the
 --   amount (lock and read the balance; look up the key; read that grant; update it, the balance
@@ -295,6 +309,7 @@ declare
   v_first bigint;
   v_first_remaining bigint;
   v_first_expires timestamptz;
+  v_first_amount bigint;
 begin
   if p_amount is null or p_amount <= 0 then
     perform credits.raise_invalid('amount must be a positive number of credits');
@@ -308,10 +323,14 @@ begin
     perform credits.raise_unknown_user(p_user_id);
   end if;
 
-  select l.balance_after into v_drawn
+  -- Under the balance row's lock, so a concurrent first use of the key has committed (or not).
+  select l.balance_after, -l.amount into v_drawn, v_first_amount
     from credits.ledger l
    where l.user_id = p_user_id and l.kind = p_kind and l.idempotency_key = p_idempotency_key;
   if found then
+    if v_first_amount <> p_amount then
+      perform credits.raise_key_reused(p_idempotency_key, v_first_amount, p_amount);
+    end if;
     return v_drawn;
   end if;
 
@@ -399,7 +418,7 @@ $$;
 
 -- credits.consume(p_user_id, p_amount, p_idempotency_key, p_description, p_now)
 -- Contract section 6: credits._spend with ledger kind 'usage' (effects, errors, idempotency and
--- locks as there).
+-- locks as there: the same key for the same user with another amount raises CR002).
 create function credits.consume(
   p_user_id uuid,
   p_amount bigint,

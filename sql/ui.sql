@@ -122,13 +122,14 @@ as $$
                         'lifetime_monthly', 'trial', 'upgrade')), '[]'))
 $$;
 
--- app.admin_users(p_query, p_now) -> [{id, email, createdAt, balance, plan}]: at most 50 users
--- whose email contains p_query (all when it is empty), newest first. Reads only.
+-- app.admin_users(p_query, p_now) -> [{id, email, emailVerifiedAt, createdAt, balance, plan}]:
+-- at most 50 users whose email contains p_query (all when it is empty), newest first. Reads only.
 create function app.admin_users(p_query text, p_now timestamptz default now()) returns jsonb
 language sql stable
 as $$
   select coalesce(jsonb_agg(jsonb_build_object(
-           'id', u.id, 'email', u.email, 'createdAt', app.iso(u.created_at),
+           'id', u.id, 'email', u.email, 'emailVerifiedAt', app.iso(u.email_verified_at),
+           'createdAt', app.iso(u.created_at),
            'balance', credits.balance(u.id, p_now),
            'plan', (select p.plan_id from billing.plan_of(u.id, p_now) p))
          order by u.created_at desc, u.id), '[]')
@@ -153,31 +154,68 @@ as $$
     from (select * from credits.daily_runs order by id desc limit p_limit) r
 $$;
 
--- app.page_admin(p_admin_id, p_query, p_now)
---   -> {balance, users, runs, inbox: the 50 newest failed webhook events}. Reads only.
-create function app.page_admin(p_admin_id uuid, p_query text, p_now timestamptz default now())
+-- app._set_flash(p_user_id, p_token_hash, p_flash, p_now)
+-- Effects: keeps p_flash ({kind, ...}: what an admin action did) as the one message of that
+--   session, replacing an earlier one; the next admin page of the session shows it
+--   (app._take_flash). Errors: 23503 when the session does not exist. Locks: the session's
+--   message row.
+create function app._set_flash(p_user_id uuid, p_token_hash bytea, p_flash jsonb,
+                               p_now timestamptz default now()) returns void
+language sql
+as $$
+  insert into app.flash_messages (user_id, token_hash, flash, created_at)
+  values (p_user_id, p_token_hash, p_flash, p_now)
+  on conflict (user_id, token_hash) do update set flash = excluded.flash,
+                                                  created_at = excluded.created_at
+$$;
+
+-- app._take_flash(p_user_id, p_token_hash, p_now) -> the session's message, or null; removes it,
+-- so it is shown once. A message older than 10 minutes is removed unseen.
+create function app._take_flash(p_user_id uuid, p_token_hash bytea,
+                                p_now timestamptz default now()) returns jsonb
+language sql
+as $$
+  with taken as (
+    delete from app.flash_messages f
+     where f.user_id = p_user_id and f.token_hash = p_token_hash
+    returning f.flash, f.created_at
+  )
+  select t.flash from taken t where t.created_at > p_now - interval '10 minutes'
+$$;
+
+-- app.page_admin(p_admin_id, p_token_hash, p_query, p_now)
+--   -> {balance, users, runs, inbox: the 50 newest failed webhook events, flash: the session's
+--      message or null}. Effects: takes the session's message (app._take_flash); reads otherwise.
+create function app.page_admin(p_admin_id uuid, p_token_hash bytea, p_query text,
+                               p_now timestamptz default now())
 returns jsonb
-language sql stable
+language sql
 as $$
   select app.page_nav(p_admin_id, p_now)
          || jsonb_build_object('users', app.admin_users(p_query, p_now),
                                'runs', app.admin_runs(20),
-                               'inbox', billing.webhook_inbox('failed', 50))
+                               'inbox', billing.webhook_inbox('failed', 50),
+                               'flash', app._take_flash(p_admin_id, p_token_hash, p_now))
 $$;
 
--- app.page_admin_user(p_admin_id, p_user_id, p_cursor, p_now)
---   -> {balance, user: app.me of the user (null when unknown), ledger: credits.transactions page
---      of 50 from p_cursor}. Reads only.
-create function app.page_admin_user(p_admin_id uuid, p_user_id uuid, p_cursor bigint default null,
+-- app.page_admin_user(p_admin_id, p_token_hash, p_user_id, p_cursor, p_now)
+--   -> {balance, user: app.me of the user (null when unknown), emailVerifiedAt, ledger:
+--      credits.transactions page of 50 from p_cursor, flash: the session's message or null}.
+-- Effects: takes the session's message (app._take_flash); reads otherwise.
+create function app.page_admin_user(p_admin_id uuid, p_token_hash bytea, p_user_id uuid,
+                                    p_cursor bigint default null,
                                     p_now timestamptz default now()) returns jsonb
-language sql stable
+language sql
 as $$
   select app.page_nav(p_admin_id, p_now)
          || jsonb_build_object('user', app.me(p_user_id, p_now),
+                               'emailVerifiedAt', (select app.iso(u.email_verified_at)
+                                                     from app.users u where u.id = p_user_id),
                                'ledger', case when exists (select 1 from app.users
                                                             where id = p_user_id)
                                               then credits.transactions(p_user_id, 50, p_cursor)
-                                         end)
+                                         end,
+                               'flash', app._take_flash(p_admin_id, p_token_hash, p_now))
 $$;
 
 -- credits.adjust_down(p_user_id, p_amount, p_key, p_reason, p_now)
@@ -206,14 +244,20 @@ $$;
 --   credits.grant of kind 'adjustment' (source key adjustment:<p_key>, never expires), a
 --   negative one a credits.adjust_down. Either way the ledger gets one 'adjustment' entry whose
 --   description is the reason.
--- Returns: the user's balance after. Idempotency key: p_key (the form's own key), so a form sent
---   twice adjusts once.
+-- Returns: the user's balance after. Idempotency key: p_key (the form's own key), one for both
+--   directions, so a form sent twice adjusts once and answers the first balance-after; sent
+--   again with another amount (or sign) it raises CR002 and changes nothing.
 -- Errors: 22023 for a zero amount or an empty reason or key; 23503 for an unknown user; CR001
---   when a negative adjustment exceeds the balance. Locks: as credits.grant or adjust_down.
+--   when a negative adjustment exceeds the balance; CR002 for a key used with another amount.
+-- Locks: the batch advisory lock (shared), then the user's balance row, held while the key is
+--   looked up and used (as credits.grant, whose locks it takes first, then adjust_down's).
 create function app.admin_adjust(p_user_id uuid, p_amount bigint, p_reason text, p_key text,
                                  p_now timestamptz default now()) returns bigint
 language plpgsql
 as $$
+declare
+  v_first bigint;
+  v_first_after bigint;
 begin
   if coalesce(trim(p_reason), '') = '' then
     perform credits.raise_invalid('an adjustment needs a reason');
@@ -224,11 +268,89 @@ begin
   if p_amount is null or p_amount = 0 then
     perform credits.raise_invalid('the adjustment must not be zero');
   end if;
+  perform pg_advisory_xact_lock_shared(credits.batch_lock_key());
+  perform 1 from credits.balances where user_id = p_user_id for update;
+  if not found then
+    perform credits.raise_unknown_user(p_user_id);
+  end if;
+  -- The key's first use, either way: the entry of the grant it made, or of the credits it took.
+  select l.amount, l.balance_after into v_first, v_first_after
+    from credits.grants g
+    join credits.ledger l on l.user_id = g.user_id and l.grant_id = g.id and l.kind = 'adjustment'
+   where g.source_key = 'adjustment:' || p_key and g.user_id = p_user_id;
+  if v_first is null then
+    select l.amount, l.balance_after into v_first, v_first_after
+      from credits.ledger l
+     where l.user_id = p_user_id and l.kind = 'adjustment' and l.idempotency_key = p_key;
+  end if;
+  if v_first is not null then
+    if v_first <> p_amount then
+      perform credits.raise_key_reused(p_key, v_first, p_amount);
+    end if;
+    return v_first_after;
+  end if;
   if p_amount > 0 then
     perform credits.grant(p_user_id, p_amount, 'adjustment', 'adjustment:' || p_key, null,
                           trim(p_reason));
     return credits.balance(p_user_id, p_now);
   end if;
   return credits.adjust_down(p_user_id, -p_amount, p_key, p_reason, p_now);
+end
+$$;
+
+-- The admin pages' forms: each is the action and the message the page shows next
+-- (app._set_flash), in one transaction, so a refused action leaves no message.
+
+-- app.admin_form_adjust(p_admin_id, p_token_hash, p_user_id, p_amount, p_reason, p_key, p_now)
+-- app.admin_adjust, then the message {kind: 'adjusted', amount, balance}. Returns the balance
+-- after. Errors, idempotency and locks as app.admin_adjust, then the message row.
+create function app.admin_form_adjust(p_admin_id uuid, p_token_hash bytea, p_user_id uuid,
+                                      p_amount bigint, p_reason text, p_key text,
+                                      p_now timestamptz default now()) returns bigint
+language plpgsql
+as $$
+declare
+  v_balance bigint := app.admin_adjust(p_user_id, p_amount, p_reason, p_key, p_now);
+begin
+  perform app._set_flash(p_admin_id, p_token_hash,
+                         jsonb_build_object('kind', 'adjusted', 'amount', p_amount,
+                                            'balance', v_balance), p_now);
+  return v_balance;
+end
+$$;
+
+-- app.admin_form_run_daily(p_admin_id, p_token_hash, p_now)
+-- credits.run_daily_counts (trigger 'admin'), then the message {kind: 'daily_run', expired,
+-- granted, durationMs}. Returns that message. Locks as run_daily_counts, then the message row.
+create function app.admin_form_run_daily(p_admin_id uuid, p_token_hash bytea,
+                                         p_now timestamptz default now()) returns jsonb
+language plpgsql
+as $$
+declare
+  v_flash jsonb;
+begin
+  select jsonb_build_object('kind', 'daily_run', 'expired', r.expired, 'granted', r.granted,
+                            'durationMs', r.duration_ms) into v_flash
+    from credits.run_daily_counts(p_now, 'admin') r;
+  perform app._set_flash(p_admin_id, p_token_hash, v_flash, p_now);
+  return v_flash;
+end
+$$;
+
+-- app.admin_form_replay(p_admin_id, p_token_hash, p_provider, p_event_id, p_now)
+-- billing.replay_event, then the message {kind: 'replayed', eventId, result}. Returns the result.
+-- Errors and locks as billing.replay_event, then the message row.
+create function app.admin_form_replay(p_admin_id uuid, p_token_hash bytea, p_provider text,
+                                      p_event_id text, p_now timestamptz default now())
+returns text
+language plpgsql
+as $$
+declare
+  v_result text := billing.replay_event(p_provider, p_event_id, p_now);
+begin
+  perform app._set_flash(p_admin_id, p_token_hash,
+                         jsonb_build_object('kind', 'replayed', 'eventId', p_event_id,
+                                            'result', v_result), p_now);
+  return v_result;
 end
 $$;

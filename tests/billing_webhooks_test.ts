@@ -4,7 +4,7 @@
 // order and redelivered; GET /api/me's plan after a package.
 import assert from "node:assert/strict";
 import type { Sql } from "../db/client.ts";
-import { insertUser } from "./helpers/db.ts";
+import { insertUser, verifyEmail } from "./helpers/db.ts";
 import {
   creditsOf,
   type CreemEvent,
@@ -425,6 +425,40 @@ Deno.test("stripe: out of order and redelivered events end as in order", async (
         -200,
       ]);
     });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a payment matched by email alone goes to a verified address only", async () => {
+  const server = await startTestServer(WEBHOOK_ENV);
+  const { sql } = server.db;
+  try {
+    // Someone signed up first with the buyer's address and never verified it.
+    const email = `${uniqueId("buyer")}@test.local`;
+    const squatter = await insertUser(sql, email);
+    const paid = (email: string) =>
+      stripeEvent(
+        "checkout.session.completed",
+        stripeCheckoutSession({ email, priceId: "price_pkg_standard", customer: null }),
+      );
+    const event = paid(` ${email.toUpperCase()} `);
+    assert.equal((await postStripe(server.baseUrl, event)).json?.result, "failed");
+    const [row] = await sql<{ error: string }[]>`
+      select error from billing.webhook_events where event_id = ${event.id}`;
+    assert.match(row.error, /no matching user/);
+    assert.deepEqual([...(await creditsOf(sql, squatter)).ledger], []);
+
+    // Once the address is verified, the kept event applies on replay, and new ones match.
+    await verifyEmail(sql, email);
+    const [{ result }] = await sql<{ result: string }[]>`
+      select billing.replay_event('stripe', ${event.id}) as result`;
+    assert.equal(result, "processed");
+    assert.equal((await postStripe(server.baseUrl, paid(email))).json?.result, "processed");
+    assert.deepEqual((await creditsOf(sql, squatter)).ledger.map((e) => [e.kind, e.amount]), [
+      ["package", 200],
+      ["package", 200],
+    ]);
   } finally {
     await server.close();
   }

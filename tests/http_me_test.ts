@@ -426,6 +426,42 @@ Deno.test("concurrent consumes with one idempotency key spend once and all answe
   });
 });
 
+Deno.test("one idempotency key with amounts 1..40 at once: one amount is taken, the rest 409", async () => {
+  await withServer(async (server) => {
+    const { client, userId } = await signedUp(server);
+    // Each amount twice, all 80 requests at once.
+    const amounts = Array.from({ length: 80 }, (_, i) => (i % 40) + 1);
+    const results = await Promise.all(
+      amounts.map((amount) =>
+        client.request("POST", "/api/me/credits/consume", { amount, idempotencyKey: "one-key" })
+      ),
+    );
+    const taken = amounts.filter((_, i) => results[i].status === 200);
+    assert.equal(taken.length, 2, JSON.stringify(results.map((r) => r.status)));
+    assert.equal(taken[0], taken[1], "both successes carry the same amount");
+    for (const [i, result] of results.entries()) {
+      if (amounts[i] === taken[0]) {
+        assert.deepEqual(result.json, { balance: STARTING_BALANCE - taken[0] });
+      } else {
+        assertError(result, 409, "idempotency_key_reused");
+      }
+    }
+    const after = await ledgerState(server.db.sql, userId);
+    assert.equal(after.balance, STARTING_BALANCE - taken[0]);
+    assert.equal(after.ledgerRows, 3, "sign-up gift, free month, one usage");
+    // A later retry with another amount changes nothing either.
+    assertError(
+      await client.request("POST", "/api/me/credits/consume", {
+        amount: taken[0] === 40 ? 1 : 40,
+        idempotencyKey: "one-key",
+      }),
+      409,
+      "idempotency_key_reused",
+    );
+    assert.deepEqual(await ledgerState(server.db.sql, userId), after);
+  });
+});
+
 Deno.test("a body over 1 MB is refused with 413 and changes nothing", async () => {
   await withServer(async (server) => {
     const { client, userId } = await signedUp(server);

@@ -166,12 +166,12 @@ Deno.test("a repeated consume key returns the first result and changes nothing",
     await grant(sql, user, 20, "g");
     assert.equal(await consume(sql, user, 3, "k"), 17);
     const before = await totals(sql);
-    assert.equal(await consume(sql, user, 5, "k"), 17, "a repeat returns the first balance-after");
+    assert.equal(await consume(sql, user, 3, "k"), 17, "a repeat returns the first balance-after");
     assert.deepEqual(await totals(sql), before);
 
     assert.equal(await consume(sql, user, 4, "other"), 13);
-    // Even after later changes, and even for an amount the balance could not cover.
-    assert.equal(await consume(sql, user, 1000, "k"), 17);
+    // Even after later changes.
+    assert.equal(await consume(sql, user, 3, "k"), 17);
     const [{ n }] = await sql<{ n: number }[]>`
       select count(*)::int as n from credits.ledger where user_id = ${user} and kind = 'usage'`;
     assert.equal(n, 2);
@@ -181,6 +181,27 @@ Deno.test("a repeated consume key returns the first result and changes nothing",
     const other = await insertUser(sql);
     await grant(sql, other, 5, "g2");
     assert.equal(await consume(sql, other, 2, "k"), 3);
+  });
+});
+
+Deno.test("a consume key reused with another amount raises CR002 and changes nothing", async () => {
+  await withDatabase(async ({ sql }) => {
+    const user = await insertUser(sql);
+    await grant(sql, user, 20, "g");
+    assert.equal(await consume(sql, user, 3, "k"), 17);
+    const before = await totals(sql);
+    // Another amount, whether the balance could cover it or not, and also once the balance moved.
+    await rejectsWithState("CR002", () => consume(sql, user, 5, "k"));
+    await rejectsWithState("CR002", () => consume(sql, user, 1000, "k"));
+    assert.deepEqual(await totals(sql), before);
+    await grant(sql, user, 10, "later");
+    await rejectsWithState("CR002", () => consume(sql, user, 2, "k"));
+    assert.equal(await consume(sql, user, 3, "k"), 17, "the first amount still answers");
+    assertBooksAgree(await books(sql, user), 27);
+    await assert.rejects(
+      () => consume(sql, user, 4, "k"),
+      /idempotency key "k" was already used with 3 credits, not 4/,
+    );
   });
 });
 

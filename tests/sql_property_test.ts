@@ -54,7 +54,8 @@ type ModelGrant = { id: number; remaining: number; expiresAt: number | null };
 /** The contract's rules in a few lines: what should be spendable, and what a consumption takes. */
 class Model {
   grants: ModelGrant[] = [];
-  results = new Map<string, number>();
+  /** Each successful consumption's key: its amount and the balance it answered. */
+  results = new Map<string, { amount: number; balance: number }>();
 
   spendable(now: number): ModelGrant[] {
     return this.grants
@@ -115,7 +116,7 @@ async function runScenario(sql: Sql, start: number, commands: Command[]): Promis
             select credits.consume(${user}, ${cmd.amount}, ${key}, null, ${at}) as balance`;
           assert.notEqual(expected, null, `${where}: consumption beyond the balance succeeded`);
           assert.equal(row.balance, model.balance(now), where);
-          model.results.set(key, row.balance);
+          model.results.set(key, { amount: cmd.amount, balance: row.balance });
         } catch (error) {
           if (error instanceof assert.AssertionError) throw error;
           assert.equal(sqlState(error), "CR001", `${where}: ${error}`);
@@ -131,10 +132,19 @@ async function runScenario(sql: Sql, start: number, commands: Command[]): Promis
       case "retry": {
         const first = [...model.results.entries()][step % Math.max(1, model.results.size)];
         if (!first) break;
+        const [key, { amount, balance }] = first;
         const before = await books(sql, user);
+        // The same amount answers the first result; another amount is refused with CR002.
         const [row] = await sql<{ balance: number }[]>`
-          select credits.consume(${user}, ${cmd.amount}, ${first[0]}, null, ${at}) as balance`;
-        assert.equal(row.balance, first[1], `${where}: a retry returns the first result`);
+          select credits.consume(${user}, ${amount}, ${key}, null, ${at}) as balance`;
+        assert.equal(row.balance, balance, `${where}: a retry returns the first result`);
+        if (cmd.amount !== amount) {
+          await assert.rejects(
+            sql`select credits.consume(${user}, ${cmd.amount}, ${key}, null, ${at})`,
+            (error: unknown) => sqlState(error) === "CR002",
+            `${where}: a retry with another amount is refused`,
+          );
+        }
         assert.deepEqual(await books(sql, user), before, `${where}: a retry changes nothing`);
         break;
       }

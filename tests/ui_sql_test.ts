@@ -60,6 +60,62 @@ Deno.test("admin_adjust: refuses a missing reason, zero, and more than the balan
   });
 });
 
+Deno.test("admin_adjust: a key reused with another amount or sign raises CR002, changes nothing", async () => {
+  await withDatabase(async ({ sql }) => {
+    const user = await insertUser(sql);
+    await sql`select credits.grant(${user}, 50, 'bonus', 'fifty')`;
+    const adjust = (amount: number, key: string) =>
+      sql<{ balance: number }[]>`
+        select app.admin_adjust(${user}, ${amount}, 'Goodwill', ${key}) as balance`
+        .then(([row]) => Number(row.balance));
+    const state = () =>
+      sql`select (select count(*)::int from credits.ledger where user_id = ${user}) as entries,
+                 (select balance from credits.balances where user_id = ${user}) as balance`
+        .then(([row]) => ({ ...row }));
+    const up = crypto.randomUUID();
+    assert.equal(await adjust(25, up), 75);
+    const down = crypto.randomUUID();
+    assert.equal(await adjust(-5, down), 70);
+    const before = await state();
+    for (const [amount, key] of [[999, up], [-25, up], [-6, down], [5, down]] as const) {
+      await assert.rejects(adjust(amount, key), { code: "CR002" }, `${amount} with a used key`);
+    }
+    assert.deepEqual(await state(), before);
+    // The same amount with its key answers the first result.
+    assert.equal(await adjust(25, up), 75);
+    assert.equal(await adjust(-5, down), 70);
+    assert.deepEqual(await state(), before);
+  });
+});
+
+Deno.test("admin_adjust: one key sent at once with +10 and -10 adjusts once, in one direction", async () => {
+  await withDatabase(async ({ sql }) => {
+    const user = await insertUser(sql);
+    await sql`select credits.grant(${user}, 100, 'bonus', 'hundred')`;
+    const key = crypto.randomUUID();
+    const amounts = Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? 10 : -10));
+    const results = await Promise.allSettled(
+      amounts.map((amount) =>
+        sql`select app.admin_adjust(${user}, ${amount}, 'Goodwill', ${key}) as balance`
+      ),
+    );
+    const taken = amounts.filter((_, i) => results[i].status === "fulfilled");
+    assert.equal(taken.length, 4, "the four sends of one amount");
+    assert.ok(taken.every((amount) => amount === taken[0]));
+    for (const [i, result] of results.entries()) {
+      if (result.status === "rejected") {
+        assert.notEqual(amounts[i], taken[0]);
+        assert.equal((result.reason as { code?: string }).code, "CR002");
+      }
+    }
+    const [row] = await sql<{ balance: number; entries: number }[]>`
+      select (select balance from credits.balances where user_id = ${user}) as balance,
+             (select count(*)::int from credits.ledger
+               where user_id = ${user} and kind = 'adjustment') as entries`;
+    assert.deepEqual({ ...row }, { balance: 100 + taken[0], entries: 1 });
+  }, { max: 8 });
+});
+
 Deno.test("adjust_down: concurrent removals never make a balance negative", async () => {
   await withDatabase(async ({ sql }) => {
     const user = await insertUser(sql);

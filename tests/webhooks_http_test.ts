@@ -2,7 +2,7 @@
 // not configured, the database going away mid-request, and the admin replay route.
 import assert from "node:assert/strict";
 import { connect } from "../db/client.ts";
-import { insertUser } from "./helpers/db.ts";
+import { insertUser, verifyEmail } from "./helpers/db.ts";
 import {
   creditsOf,
   creemEvent,
@@ -215,8 +215,11 @@ Deno.test("admins list failed events and replay them; others get 404", async () 
     const replayPath = `/api/admin/webhooks/stripe/${event.id}/replay`;
     assert.equal((await someone.request("POST", replayPath)).status, 404);
 
+    // An ADMIN_EMAILS address is an admin once verified.
     const admin = new Client(server.baseUrl);
     await admin.signup(adminEmail);
+    assert.equal((await admin.request("GET", "/api/admin/webhooks")).status, 404);
+    await verifyEmail(sql, adminEmail);
     const listed = await admin.request("GET", "/api/admin/webhooks?status=failed");
     assert.equal(listed.status, 200);
     const events = (listed.json as { events: { eventId: string; error: string }[] }).events;

@@ -1,6 +1,6 @@
 // Stripe webhooks end to end: signed event in over HTTP, balance, ledger and billing rows out.
 import assert from "node:assert/strict";
-import { insertUser } from "./helpers/db.ts";
+import { insertUser, verifyEmail } from "./helpers/db.ts";
 import {
   creditsOf,
   inboxRow,
@@ -426,6 +426,7 @@ Deno.test("stripe webhooks apply every credit rule once", async (t) => {
     await t.step("the user is found by customer ID, then by email", async () => {
       const email = `${uniqueId("buyer")}@test.local`;
       const user = await insertUser(sql, email);
+      await verifyEmail(sql, email);
       const customer = uniqueId("cus");
       await postStripe(
         base,

@@ -11,6 +11,7 @@ export type ErrorCode =
   | "conflict"
   | "email_taken"
   | "insufficient_credits"
+  | "idempotency_key_reused"
   | "too_many_requests"
   | "payload_too_large"
   | "unavailable"
@@ -46,6 +47,8 @@ export function toHttpError(error: unknown): HttpError {
   switch (state) {
     case "CR001":
       return new HttpError(402, "insufficient_credits", message);
+    case "CR002":
+      return new HttpError(409, "idempotency_key_reused", message);
     case "22023":
       return new HttpError(400, "invalid_request", message);
     case "23503":

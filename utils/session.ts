@@ -9,7 +9,8 @@ export const SESSION_COOKIE = "tally_session";
 const SESSION_SECONDS = 30 * 24 * 3600;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export type SessionUser = { id: string; email: string };
+/** verified: the user's email address is verified (contract section 5). */
+export type SessionUser = { id: string; email: string; verified: boolean };
 
 export type NewSession = { token: string; tokenHash: Uint8Array };
 
@@ -55,11 +56,13 @@ export async function sessionKey(
 export const loadSession: MiddlewareHandler<AppEnv> = async (c, next) => {
   const key = await sessionKey(c);
   if (key) {
-    const rows = await c.var.sql<{ id: string; email: string; renewed_until: Date | null }[]>`
-      select id, email, renewed_until from app.session_user(${key.userId}, ${key.tokenHash})`;
+    const rows = await c.var.sql<
+      { id: string; email: string; renewed_until: Date | null; verified: boolean }[]
+    >`select id, email, renewed_until, verified
+        from app.session_user(${key.userId}, ${key.tokenHash})`;
     const row = rows[0];
     if (row) {
-      c.set("user", { id: row.id, email: row.email });
+      c.set("user", { id: row.id, email: row.email, verified: row.verified });
       if (row.renewed_until) {
         const cookie = getCookie(c, SESSION_COOKIE) ?? "";
         setSessionCookie(c, key.userId, cookie.slice(cookie.indexOf(".") + 1));
@@ -80,3 +83,20 @@ export function currentUser(c: Context<AppEnv>): SessionUser {
   if (!user) throw new HttpError(401, "unauthorized", "sign in first");
   return user;
 }
+
+/**
+ * The one admin check, for the admin pages and the admin API: a signed-in user whose address is
+ * in ADMIN_EMAILS and verified. Whoever signs up first with an admin's address gets nothing
+ * from it until the address is verified.
+ */
+export function isAdmin(c: Context<AppEnv>): boolean {
+  const user = c.var.user;
+  return user !== undefined && user.verified &&
+    c.var.config.adminEmails.has(user.email.toLowerCase());
+}
+
+/** The admin routes do not exist for anyone else: 404, not 403, so they reveal nothing. */
+export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (!isAdmin(c)) throw new HttpError(404, "not_found", "not found");
+  await next();
+};

@@ -1,22 +1,36 @@
-// /admin (only for ADMIN_EMAILS; everyone else gets 404): users with search, balance and plan; a
-// user's ledger and a credit adjustment with a required reason; the webhook inbox with failed
-// events and a replay button; the daily runs; a button to run the daily job now. Every action is
-// a plain form (works without JavaScript) that redirects back with a message.
+// /admin (only for verified ADMIN_EMAILS accounts; everyone else gets 404): users with search,
+// email verification, balance and plan; a user's ledger and a credit adjustment with a required
+// reason; the webhook inbox with failed events and a replay button; the daily runs; a button to
+// run the daily job now. Every action is a plain form (works without JavaScript) that redirects
+// back; the message it leaves is kept by the server for the session (app._set_flash) and shown
+// once by the next admin page, never taken from the URL.
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { DataTable } from "../../components/DataTable.tsx";
 import { Field } from "../../components/Field.tsx";
-import { formatCredits, formatDateTime, formatSigned } from "../../components/format.ts";
+import {
+  formatCredits,
+  formatDate,
+  formatDateTime,
+  formatSigned,
+} from "../../components/format.ts";
 import { LedgerTable } from "../../components/LedgerTable.tsx";
 import type { Me, TransactionPage } from "../../components/types.ts";
 import type { AppEnv } from "../../utils/app_env.ts";
 import { HttpError } from "../../utils/errors.ts";
 import { page } from "../../utils/render.tsx";
-import { currentUser } from "../../utils/session.ts";
+import { currentUser, sessionKey } from "../../utils/session.ts";
 import { ReplayParams } from "../api/admin.ts";
 import { formFields, requireAdmin, requirePageUser, viewerOf } from "../page_helpers.ts";
 
-type AdminUser = { id: string; email: string; createdAt: string; balance: number; plan: string };
+type AdminUser = {
+  id: string;
+  email: string;
+  emailVerifiedAt: string | null;
+  createdAt: string;
+  balance: number;
+  plan: string;
+};
 type DailyRun = {
   id: number;
   runAt: string;
@@ -35,28 +49,76 @@ export type InboxEvent = {
   attempts: number;
   receivedAt: string;
 };
-type AdminData = { balance: number; users: AdminUser[]; runs: DailyRun[]; inbox: InboxEvent[] };
-type AdminUserData = { balance: number; user: Me | null; ledger: TransactionPage | null };
+/** What an admin action did, as the server keeps it for the next page (sql/ui.sql). */
+type FlashData =
+  | { kind: "adjusted"; amount: number; balance: number }
+  | { kind: "daily_run"; expired: number; granted: number; durationMs: number }
+  | { kind: "replayed"; eventId: string; result: string };
+type AdminData = {
+  balance: number;
+  users: AdminUser[];
+  runs: DailyRun[];
+  inbox: InboxEvent[];
+  flash: FlashData | null;
+};
+type AdminUserData = {
+  balance: number;
+  user: Me | null;
+  emailVerifiedAt: string | null;
+  ledger: TransactionPage | null;
+  flash: FlashData | null;
+};
 
 const Uuid = z.uuid("not a user id");
 const Cursor = z.string().regex(/^[0-9]{1,18}$/).optional();
 
 const AdjustForm = z.object({
-  amount: z.coerce.number().int("a whole number of credits").refine((n) => n !== 0, {
-    message: "must not be zero",
-  }).refine((n) => Math.abs(n) <= 1_000_000_000, { message: "too large" }),
+  // Digits only, with an optional sign: Number() would also take "0x10", "1e3" or "12.0".
+  amount: z.string().trim().regex(/^[+-]?[0-9]+$/, "a whole number of credits, digits only")
+    .transform(Number).refine((n) => n !== 0, { message: "must not be zero" })
+    .refine((n) => Math.abs(n) <= 1_000_000_000, { message: "too large" }),
   reason: z.string().trim().min(3, "say why (at least 3 characters)").max(500),
   key: z.uuid(),
 });
 
-function Flash({ message }: { message: string | undefined }) {
-  return message
+function flashText(flash: FlashData): string {
+  switch (flash.kind) {
+    case "adjusted":
+      return `Adjusted by ${formatSigned(flash.amount)}: the balance is now ${
+        formatCredits(Number(flash.balance))
+      }.`;
+    case "daily_run":
+      return `Daily job done: ${flash.expired} grants expired, ${flash.granted} granted, in ${flash.durationMs} ms.`;
+    case "replayed":
+      return `Replayed ${flash.eventId}: ${flash.result}.`;
+  }
+}
+
+function Flash({ flash }: { flash: FlashData | null }) {
+  return flash
     ? (
       <p role="status" id="flash">
-        <mark>{message}</mark>
+        <mark>{flashText(flash)}</mark>
       </p>
     )
     : null;
+}
+
+function Verification({ at }: { at: string | null }) {
+  return at
+    ? (
+      <>
+        verified <time dateTime={at}>{formatDate(at)}</time>
+      </>
+    )
+    : <>not verified</>;
+}
+
+/** The hash of the session's token: the admin's messages are kept per session. */
+async function sessionHash(c: Context<AppEnv>): Promise<Uint8Array> {
+  const key = await sessionKey(c);
+  if (!key) throw new HttpError(401, "unauthorized", "sign in first");
+  return key.tokenHash;
 }
 
 function UsersSection({ users, query }: { users: AdminUser[]; query: string }) {
@@ -79,6 +141,7 @@ function UsersSection({ users, query }: { users: AdminUser[]; query: string }) {
         id="users"
         columns={[
           { label: "Email" },
+          { label: "Email verified" },
           { label: "Plan" },
           { label: "Balance", numeric: true },
           { label: "Signed up" },
@@ -88,6 +151,9 @@ function UsersSection({ users, query }: { users: AdminUser[]; query: string }) {
           <tr key={user.id}>
             <td>
               <a href={`/admin/users/${user.id}`}>{user.email}</a>
+            </td>
+            <td>
+              <Verification at={user.emailVerifiedAt} />
             </td>
             <td>{user.plan}</td>
             <td class="number">{user.balance}</td>
@@ -218,14 +284,14 @@ admin.use(requirePageUser, requireAdmin);
 admin.get("/", async (c) => {
   const query = (c.req.query("q") ?? "").slice(0, 200);
   const [row] = await c.var.sql<{ page: AdminData }[]>`
-    select app.page_admin(${currentUser(c).id}, ${query}) as page`;
+    select app.page_admin(${currentUser(c).id}, ${await sessionHash(c)}, ${query}) as page`;
   return page(c, {
     title: "Admin",
     viewer: viewerOf(c, row.page.balance),
     children: (
       <>
         <h1>Admin</h1>
-        <Flash message={c.req.query("message")} />
+        <Flash flash={row.page.flash} />
         <UsersSection users={row.page.users} query={query} />
         <InboxSection inbox={row.page.inbox} />
         <RunsSection runs={row.page.runs} />
@@ -239,14 +305,15 @@ async function userPage(
   options: {
     errors?: Partial<Record<"amount" | "reason", string>>;
     values?: { amount: string; reason: string };
-    status?: 200 | 400 | 402;
+    status?: 200 | 400 | 402 | 409;
   } = {},
 ) {
   const userId = Uuid.safeParse(c.req.param("id") ?? "");
   if (!userId.success) throw new HttpError(404, "not_found", "no such user");
   const cursor = Cursor.parse(c.req.query("cursor"));
   const [row] = await c.var.sql<{ page: AdminUserData }[]>`
-    select app.page_admin_user(${currentUser(c).id}, ${userId.data}, ${cursor ?? null}) as page`;
+    select app.page_admin_user(${currentUser(c).id}, ${await sessionHash(c)}, ${userId.data},
+                               ${cursor ?? null}) as page`;
   const { user, ledger } = row.page;
   if (!user || !ledger) throw new HttpError(404, "not_found", "no such user");
   return page(c, {
@@ -264,7 +331,25 @@ async function userPage(
           </ul>
         </nav>
         <h1>{user.email}</h1>
-        <Flash message={c.req.query("message")} />
+        <Flash flash={row.page.flash} />
+        <p id="email-verified">
+          {row.page.emailVerifiedAt
+            ? (
+              <>
+                Email verified on{" "}
+                <time dateTime={row.page.emailVerifiedAt}>
+                  {formatDateTime(row.page.emailVerifiedAt)}
+                </time>.
+              </>
+            )
+            : (
+              <>
+                Email not verified: this account is never an admin, and no payment is matched to it
+                by email alone, until it is (<code>deno task users verify {user.email}</code>{" "}
+                on the server).
+              </>
+            )}
+        </p>
         <p>
           Balance <strong id="user-balance">{formatCredits(user.balance)}</strong>; plan{" "}
           {user.plan.id} ({user.plan.status}).
@@ -303,22 +388,30 @@ admin.post("/users/:id/adjust", async (c) => {
     return userPage(c, { errors, values, status: 400 });
   }
   try {
-    const [row] = await c.var.sql<{ balance: number }[]>`
-      select app.admin_adjust(${userId.data}, ${parsed.data.amount}, ${parsed.data.reason},
-                              ${parsed.data.key}) as balance`;
-    const message = `Adjusted by ${formatSigned(parsed.data.amount)}: the balance is now ${
-      formatCredits(Number(row.balance))
-    }.`;
-    return c.redirect(
-      `/admin/users/${userId.data}?message=${encodeURIComponent(message)}`,
-      303,
-    );
+    await c.var.sql`
+      select app.admin_form_adjust(${currentUser(c).id}, ${await sessionHash(c)}, ${userId.data},
+                                   ${parsed.data.amount}, ${parsed.data.reason},
+                                   ${parsed.data.key})`;
+    return c.redirect(`/admin/users/${userId.data}`, 303);
   } catch (error) {
-    if ((error as { code?: string }).code === "CR001") {
+    const { code, detail } = error as { code?: string; detail?: string };
+    if (code === "CR001") {
       return userPage(c, {
         errors: { amount: "The user does not have that many credits to remove." },
         values,
         status: 402,
+      });
+    }
+    if (code === "CR002") {
+      // The same form (its key) sent again with another amount: the first one stands.
+      return userPage(c, {
+        errors: {
+          amount: `This form was already sent with ${
+            detail ?? "another amount"
+          }; nothing changed. Send the new form below to make another adjustment.`,
+        },
+        values,
+        status: 409,
       });
     }
     throw error;
@@ -326,11 +419,8 @@ admin.post("/users/:id/adjust", async (c) => {
 });
 
 admin.post("/run-daily", async (c) => {
-  const [run] = await c.var.sql<{ expired: number; granted: number; duration_ms: number }[]>`
-    select expired, granted, duration_ms from credits.run_daily_counts(now(), 'admin')`;
-  const message =
-    `Daily job done: ${run.expired} grants expired, ${run.granted} granted, in ${run.duration_ms} ms.`;
-  return c.redirect(`/admin?message=${encodeURIComponent(message)}`, 303);
+  await c.var.sql`select app.admin_form_run_daily(${currentUser(c).id}, ${await sessionHash(c)})`;
+  return c.redirect("/admin", 303);
 });
 
 admin.post("/events/:provider/:eventId/replay", async (c) => {
@@ -338,8 +428,8 @@ admin.post("/events/:provider/:eventId/replay", async (c) => {
     provider: c.req.param("provider"),
     eventId: c.req.param("eventId"),
   });
-  const [row] = await c.var.sql<{ result: string }[]>`
-    select billing.replay_event(${params.provider}, ${params.eventId}, now()) as result`;
-  const message = `Replayed ${params.eventId}: ${row.result}.`;
-  return c.redirect(`/admin?message=${encodeURIComponent(message)}`, 303);
+  await c.var.sql`
+    select app.admin_form_replay(${currentUser(c).id}, ${await sessionHash(c)},
+                                 ${params.provider}, ${params.eventId})`;
+  return c.redirect("/admin", 303);
 });

@@ -1,9 +1,10 @@
-// Admin-only API (ADMIN_EMAILS): the webhook inbox and the replay of a failed event. Anyone else,
-// signed in or not, gets 404, so the routes do not reveal that they exist.
+// Admin-only API (a verified ADMIN_EMAILS account, the check the admin pages use too): the webhook
+// inbox and the replay of a failed event. Anyone else, signed in or not, gets 404, so the routes do
+// not reveal that they exist.
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../../utils/app_env.ts";
-import { HttpError } from "../../utils/errors.ts";
+import { requireAdmin } from "../../utils/session.ts";
 import { queryParams } from "../../utils/validation.ts";
 
 export const InboxQuery = z.object({
@@ -18,13 +19,7 @@ export const ReplayParams = z.object({
 
 export const admin = new Hono<AppEnv>();
 
-admin.use(async (c, next) => {
-  const user = c.var.user;
-  if (!user || !c.var.config.adminEmails.has(user.email.toLowerCase())) {
-    throw new HttpError(404, "not_found", "no such route");
-  }
-  await next();
-});
+admin.use(requireAdmin);
 
 admin.get("/webhooks", async (c) => {
   const query = queryParams(c, InboxQuery);

@@ -78,3 +78,8 @@ export async function insertUser(sql: Sql, email?: string): Promise<string> {
     returning id`;
   return row.id;
 }
+
+/** Marks the address verified, as `deno task users verify EMAIL` does (app.verify_email). */
+export async function verifyEmail(sql: Sql, email: string): Promise<void> {
+  await sql`select app.verify_email(${email})`;
+}
