@@ -126,6 +126,33 @@ Deno.test("a database that cannot be reached stops start-up without leaking its 
   assertNoSecret(text);
 });
 
+Deno.test("deno task db:migrate exits non-zero when the database cannot be reached, 0 when it migrates", async () => {
+  const migrateCli = (databaseUrl: string) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", "db/migrate_cli.ts"],
+      cwd: ROOT,
+      clearEnv: true,
+      env: { ...baseEnv(), DATABASE_URL: databaseUrl },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  const unreachable = `postgres://tally:db-PASSWORD-must-not-leak@127.0.0.1:${closedPort()}/tally`;
+  const failed = await migrateCli(unreachable);
+  const text = new TextDecoder().decode(failed.stdout) + new TextDecoder().decode(failed.stderr);
+  assert.equal(failed.code, 1, text);
+  assertNoSecret(text);
+
+  const db = await freshDatabase({ max: 1 });
+  try {
+    const migrated = await migrateCli(db.url);
+    assert.equal(migrated.code, 0, new TextDecoder().decode(migrated.stderr));
+    assert.match(new TextDecoder().decode(migrated.stdout), /^migrated /);
+  } finally {
+    await db.drop();
+  }
+});
+
 /** Reads a child's stdout line by line until a predicate holds or the time runs out. */
 async function readUntil(
   reader: ReadableStreamDefaultReader<string>,
