@@ -46,6 +46,8 @@ Deno.test("next: only a path on APP_URL's origin is followed; tricks and control
       "//evil.example",
       "/\t/evil.example".replace("\t", "%09"),
       "javascript:alert(1)",
+      "/.//evil.example",
+      "/a/..//evil.example",
       "http://127.0.0.1:1/dashboard",
     ];
     for (const next of hostile) {
