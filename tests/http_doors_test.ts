@@ -333,3 +333,51 @@ Deno.test("HOST is the bind address: default 0.0.0.0, an invalid one stops start
   assert.equal(parseConfig({}).bodyTimeoutMs, 30_000);
   assert.throws(() => parseConfig({ BODY_TIMEOUT_SECONDS: "0" }), /BODY_TIMEOUT_SECONDS/);
 });
+
+Deno.test("a client that goes away mid-body costs no stack trace in the log, and its slot comes back", async () => {
+  const logged: string[] = [];
+  const original = { error: console.error, warn: console.warn, log: console.log };
+  const capture = (...args: unknown[]) => logged.push(args.map(String).join(" "));
+  await withServer(async (server) => {
+    const paths = [
+      "/api/webhooks/creem",
+      "/api/webhooks/stripe",
+      "/api/auth/login",
+      "/api/auth/signup",
+      "/login",
+    ];
+    console.error = console.warn = console.log = capture;
+    try {
+      const slow = await Promise.all(paths.map((path) =>
+        trickle(
+          server.baseUrl,
+          path,
+          {
+            "content-type": path === "/login"
+              ? "application/x-www-form-urlencoded"
+              : "application/json",
+            "creem-signature": "0".repeat(64),
+            "stripe-signature": "t=1,v1=00",
+          },
+          "x".repeat(1000),
+          { everyMs: 10 },
+        )
+      ));
+      while (slow.some((s) => s.sent() < 5)) await new Promise((r) => setTimeout(r, 20));
+      for (const s of slow) s.close();
+      // Every slot is free again once each cut-off read has been dealt with.
+      const headers = { "content-type": "application/json" };
+      const body = JSON.stringify({ email: "a@test.local", password: "12345678" });
+      let status = 0;
+      for (let i = 0; i < 100 && status !== 401; i++) {
+        status = (await send(server.baseUrl, "POST", "/api/auth/login", { headers, body })).status;
+        if (status !== 401) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(status, 401);
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      Object.assign(console, original);
+    }
+    assert.deepEqual(logged, [], "the server logged something for clients that went away");
+  }, { ...WEBHOOK_ENV, BODY_READS_MAX: String(5) });
+});
