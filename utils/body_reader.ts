@@ -21,6 +21,7 @@ function tooLarge(maxBytes: number): HttpError {
 /** Reads a whole body within the deadline and the size limit, or throws the HttpError to answer. */
 async function readWithin(
   body: ReadableStream<Uint8Array>,
+  declaredSize: number,
   limits: BodyLimits,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const reader = body.getReader();
@@ -29,7 +30,13 @@ async function readWithin(
     timedOut = true;
     reader.cancel().catch(() => {});
   }, limits.timeoutMs);
-  let chunks: Uint8Array[] = [];
+  // The bytes are copied into one buffer of our own: a chunk the runtime hands over may be a view
+  // of a much larger buffer (a body trickled one byte at a time would otherwise hold a whole
+  // read buffer per byte), and keeping the chunk would keep all of it.
+  // It starts small whatever Content-Length says, so a slow client cannot reserve 1 MB up front.
+  let buffer = new Uint8Array(
+    Math.min(limits.maxBytes, Math.max(1024, Math.min(declaredSize, 16384))),
+  );
   let size = 0;
   try {
     for (;;) {
@@ -50,23 +57,24 @@ async function readWithin(
         );
       }
       if (step.done) break;
-      size += step.value.byteLength;
-      if (size > limits.maxBytes) {
+      const chunk = step.value;
+      if (size + chunk.byteLength > limits.maxBytes) {
         await reader.cancel().catch(() => {});
         throw tooLarge(limits.maxBytes);
       }
-      chunks.push(step.value);
+      if (size + chunk.byteLength > buffer.byteLength) {
+        const grown = new Uint8Array(
+          Math.min(limits.maxBytes, Math.max(size + chunk.byteLength, buffer.byteLength * 2)),
+        );
+        grown.set(buffer.subarray(0, size));
+        buffer = grown;
+      }
+      buffer.set(chunk, size);
+      size += chunk.byteLength;
     }
-    const whole = new Uint8Array(size);
-    let offset = 0;
-    for (const chunk of chunks) {
-      whole.set(chunk, offset);
-      offset += chunk.byteLength;
-    }
-    return whole;
+    return buffer.slice(0, size);
   } finally {
     clearTimeout(timer);
-    chunks = [];
     reader.releaseLock();
   }
 }
@@ -77,7 +85,7 @@ export function bufferBodies(limits: BodyLimits): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const body = c.req.raw.body;
     if (!body) return await next();
-    const declared = Number(c.req.header("content-length") ?? "0");
+    const declared = Number(c.req.header("content-length") ?? "0") || 0;
     if (declared > limits.maxBytes) throw tooLarge(limits.maxBytes);
     if (reading >= limits.maxReads) {
       throw new HttpError(
@@ -90,7 +98,7 @@ export function bufferBodies(limits: BodyLimits): MiddlewareHandler<AppEnv> {
     reading++;
     let bytes: Uint8Array<ArrayBuffer>;
     try {
-      bytes = await readWithin(body, limits);
+      bytes = await readWithin(body, declared, limits);
     } finally {
       reading--;
     }
