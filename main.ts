@@ -59,14 +59,17 @@ async function main(): Promise<void> {
   const app = createApp({ sql, config });
   let server: Deno.HttpServer;
   try {
-    server = Deno.serve({ port: config.port, hostname: "0.0.0.0", onListen: () => {} }, app.fetch);
+    server = Deno.serve(
+      { port: config.port, hostname: config.host, onListen: () => {} },
+      app.fetch,
+    );
   } catch (error) {
     await sql.end();
     await stopDatabase();
     fail(
       error instanceof Deno.errors.AddrInUse
         ? `port ${config.port} is in use (set PORT)`
-        : String(error),
+        : `cannot listen on ${config.host}:${config.port} (set HOST): ${error}`,
     );
   }
   console.log(`Tally listening on ${config.appUrl} (port ${config.port})`);

@@ -11,6 +11,9 @@ export function connect(url: string, options: { max?: number } = {}): Sql {
   return repairingResults(postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
+    // Seconds to get a connection ready (TCP, TLS, authentication). The default, 30 s, held
+    // requests that long while the database was unreachable; this fails them fast with a 503.
+    connect_timeout: 2,
     connection: { application_name: "tally" },
     types: {
       bigint: {

@@ -146,7 +146,7 @@ export const authPages = new Hono<AppEnv>();
 
 authPages.get("/signup", (c) => {
   const next = c.req.query("next");
-  if (c.var.user) return c.redirect(safeNext(next), 303);
+  if (c.var.user) return c.redirect(safeNext(next, c.var.config.appUrl), 303);
   return page(c, {
     title: "Sign up",
     viewer: null,
@@ -181,12 +181,12 @@ authPages.post("/signup", async (c) => {
     }
     throw error;
   }
-  return c.redirect(safeNext(next), 303);
+  return c.redirect(safeNext(next, c.var.config.appUrl), 303);
 });
 
 authPages.get("/login", (c) => {
   const next = c.req.query("next");
-  if (c.var.user) return c.redirect(safeNext(next), 303);
+  if (c.var.user) return c.redirect(safeNext(next, c.var.config.appUrl), 303);
   return page(c, {
     title: "Log in",
     viewer: null,
@@ -220,7 +220,7 @@ authPages.post("/login", async (c) => {
     }
     throw error;
   }
-  return c.redirect(safeNext(next), 303);
+  return c.redirect(safeNext(next, c.var.config.appUrl), 303);
 });
 
 authPages.post("/logout", async (c) => {

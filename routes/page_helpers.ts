@@ -5,6 +5,7 @@ import type { Viewer } from "../components/Layout.tsx";
 import type { AppEnv } from "../utils/app_env.ts";
 import { HttpError } from "../utils/errors.ts";
 import { isAdmin } from "../utils/session.ts";
+import { refuseNul } from "../utils/validation.ts";
 
 export { requireAdmin } from "../utils/session.ts";
 
@@ -13,12 +14,23 @@ export function viewerOf(c: Context<AppEnv>, balance: number | null): Viewer {
   return user ? { email: user.email, balance, admin: isAdmin(c) } : null;
 }
 
-/** A same-site path to continue to after sign-in, or the dashboard. Never another origin. */
-export function safeNext(next: string | undefined | null): string {
-  if (!next || !next.startsWith("/") || next.startsWith("//") || next.includes("\\")) {
+/**
+ * Where to continue after sign-in: `next` resolved against APP_URL, as a browser would resolve
+ * it, kept only when it lands on APP_URL's own origin (else the dashboard). The answer is the
+ * normalised path, so tabs, newlines and backslashes that browsers drop or rewrite ("/\t/evil"
+ * reads as "//evil") never reach the Location header.
+ */
+export function safeNext(next: string | undefined | null, appUrl: string): string {
+  if (!next) return "/dashboard";
+  let target: URL;
+  try {
+    target = new URL(next, `${appUrl}/`);
+  } catch {
     return "/dashboard";
   }
-  return next;
+  if (target.origin !== new URL(appUrl).origin) return "/dashboard";
+  // "/.//evil" normalises to "//evil", which a browser would read as another host.
+  return `${target.pathname.replace(/^\/{2,}/, "/")}${target.search}${target.hash}`;
 }
 
 /** Pages that need a signed-in user send a signed-out visitor to /login, and back afterwards. */
@@ -42,5 +54,6 @@ export async function formFields(c: Context<AppEnv>): Promise<Record<string, str
   for (const [name, value] of Object.entries(body)) {
     if (typeof value === "string") fields[name] = value;
   }
+  refuseNul(fields);
   return fields;
 }

@@ -12,6 +12,7 @@
 --   subscription_changed  Tally's copy of a subscription's plan, status and period
 --   refund, dispute       credits of a payment's grants taken back
 --   ignored               recorded, nothing else
+--   unstorable            a signed event PostgreSQL cannot hold as sent: kept failed, with the reason
 -- customer = {userId, customerRef, email}: the user is found by userId (Tally's checkout sets
 -- it), else the provider's customer ID, else the subscription's recorded owner, else the email.
 --
@@ -702,6 +703,8 @@ begin
       return billing._apply_subscription_changed(p_provider, p_event, p_now);
     when 'refund' then return billing._apply_refund(p_provider, p_event, p_now);
     when 'dispute' then return billing._apply_dispute(p_provider, p_event, p_now);
+    -- A signed event that could not be stored as sent (a NUL character): kept failed, with why.
+    when 'unstorable' then perform billing.raise_failure(p_event ->> 'reason');
     else perform billing.raise_failure(format('unknown event kind %L', p_event ->> 'kind'));
   end case;
   return null;

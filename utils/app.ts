@@ -11,10 +11,13 @@ import { me } from "../routes/api/me.ts";
 import { webhooks } from "../routes/api/webhooks.ts";
 import { errorPage, notFoundPage, pages } from "../routes/pages.ts";
 import type { AppEnv } from "./app_env.ts";
+import { bufferBodies } from "./body_reader.ts";
 import type { Config } from "./config.ts";
 import { refuseCrossSite } from "./csrf.ts";
 import { errorBody, HttpError, toHttpError } from "./errors.ts";
+import { noStorePersonal, securityHeaders } from "./security_headers.ts";
 import { loadSession } from "./session.ts";
+import { refuseNulInUrl } from "./validation.ts";
 
 const MAX_API_BODY = 1024 * 1024;
 
@@ -29,6 +32,14 @@ export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
     c.set("config", deps.config);
     await next();
   });
+  app.use(securityHeaders);
+  app.use(noStorePersonal);
+  app.use(refuseNulInUrl);
+  app.use(bufferBodies({
+    timeoutMs: deps.config.bodyTimeoutMs,
+    maxReads: deps.config.maxBodyReads,
+    maxBytes: MAX_API_BODY,
+  }));
   app.use(
     "/api/*",
     bodyLimit({

@@ -20,6 +20,12 @@ const EnvSchema = z.object({
   CRON_JOBS_PASSWORD: optionalSecret,
   SCHEDULER: z.enum(["auto", "pg_cron", "deno", "off"]).default("auto"),
   ADMIN_EMAILS: z.string().default(""),
+  HOST: z.union([z.ipv4(), z.ipv6(), z.hostname()], { error: "not an IP address or host name" })
+    .default("0.0.0.0"),
+  // A request body must arrive within this time (408 after it); smaller in tests.
+  BODY_TIMEOUT_SECONDS: z.coerce.number().positive().max(3600).default(30),
+  // How many request bodies are read at once; more answer 503 with Retry-After.
+  BODY_READS_MAX: z.coerce.number().int().min(1).default(128),
 });
 
 export type Config = {
@@ -37,6 +43,9 @@ export type Config = {
   cronBasic: { username: string; password: string } | null;
   scheduler: "auto" | "pg_cron" | "deno" | "off";
   adminEmails: ReadonlySet<string>;
+  host: string;
+  bodyTimeoutMs: number;
+  maxBodyReads: number;
 };
 
 export class ConfigError extends Error {}
@@ -93,5 +102,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     adminEmails: new Set(
       e.ADMIN_EMAILS.split(",").map((s) => s.trim().toLowerCase()).filter((s) => s.length > 0),
     ),
+    host: e.HOST,
+    bodyTimeoutMs: Math.round(e.BODY_TIMEOUT_SECONDS * 1000),
+    maxBodyReads: e.BODY_READS_MAX,
   };
 }

@@ -14,12 +14,13 @@ export type ErrorCode =
   | "idempotency_key_reused"
   | "too_many_requests"
   | "payload_too_large"
+  | "request_timeout"
   | "unavailable"
   | "internal";
 
 export class HttpError extends Error {
   constructor(
-    readonly status: 400 | 401 | 402 | 403 | 404 | 409 | 413 | 429 | 500 | 503,
+    readonly status: 400 | 401 | 402 | 403 | 404 | 408 | 409 | 413 | 429 | 500 | 503,
     readonly code: ErrorCode,
     message: string,
     readonly headers: Record<string, string> = {},

@@ -1,7 +1,43 @@
 // Reading request bodies and queries through zod: a bad request is a 400 and touches nothing.
-import type { Context } from "hono";
+// No text of ours may hold a NUL character (PostgreSQL text cannot store one): every JSON body,
+// form and URL is checked here, before any schema or route sees it.
+import type { Context, MiddlewareHandler } from "hono";
 import type { z } from "zod";
 import { HttpError } from "./errors.ts";
+
+/** The path ("name", "items.0.key") of the first string or key holding a NUL, else null. */
+export function findNul(value: unknown, path: string[] = []): string | null {
+  if (typeof value === "string") return value.includes("\u0000") ? path.join(".") : null;
+  if (typeof value !== "object" || value === null) return null;
+  for (const [key, item] of Object.entries(value)) {
+    if (key.includes("\u0000")) return [...path, key].join(".");
+    const found = findNul(item, [...path, key]);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
+function nulRefused(where: string): HttpError {
+  return new HttpError(
+    400,
+    "invalid_request",
+    `${where ? `${where}: ` : ""}text must not contain a NUL character`,
+  );
+}
+
+/** Throws the 400 when any text in the value holds a NUL character. */
+export function refuseNul(value: unknown): void {
+  const found = findNul(value);
+  if (found !== null) throw nulRefused(found);
+}
+
+/** A URL whose path or query holds an encoded NUL (%00) is refused before routing. */
+export const refuseNulInUrl: MiddlewareHandler = async (c, next) => {
+  const url = new URL(c.req.url);
+  if (/%00/i.test(url.pathname)) throw nulRefused("path");
+  if (/%00/i.test(url.search)) throw nulRefused("query");
+  await next();
+};
 
 export async function jsonBody<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
   let raw: unknown;
@@ -10,6 +46,7 @@ export async function jsonBody<T extends z.ZodType>(c: Context, schema: T): Prom
   } catch {
     throw new HttpError(400, "invalid_json", "the request body is not valid JSON");
   }
+  refuseNul(raw);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw parsed.error;
   return parsed.data;

@@ -10,6 +10,7 @@ import { HttpError } from "../../utils/errors.ts";
 import type { BillingEvent, Provider } from "../../utils/providers/billing_event.ts";
 import { normalizeCreemEvent } from "../../utils/providers/creem_events.ts";
 import { normalizeStripeEvent } from "../../utils/providers/stripe_events.ts";
+import { findNul } from "../../utils/validation.ts";
 
 export const MAX_WEBHOOK_BODY = 1024 * 1024;
 const STRIPE_TOLERANCE_SECONDS = 300;
@@ -62,13 +63,51 @@ function notJson(): HttpError {
   return new HttpError(400, "invalid_json", "the request body is not valid JSON");
 }
 
-async function applyEvent(
-  c: Context<AppEnv>,
-  provider: Provider,
+/** A NUL character as the six characters of its JSON escape, which PostgreSQL text can hold. */
+const escapeNul = (text: string) => text.replaceAll("\u0000", "\\u0000");
+
+/**
+ * A signed event that PostgreSQL cannot store as sent (a NUL character in its ID, type or in a
+ * field Tally keeps) is kept all the same, so that the provider stops retrying and an admin sees
+ * it: under its escaped ID, as kind "unstorable" with the reason and the escaped raw body, which
+ * billing.apply_event records as failed with that reason (a replay fails the same way).
+ */
+function storable(
   eventId: string,
   type: string,
   event: BillingEvent,
+  rawBody: string,
+): { eventId: string; type: string; event: BillingEvent | Record<string, unknown> } {
+  const where = findNul(eventId) !== null
+    ? "the event ID"
+    : findNul(type) !== null
+    ? "the event type"
+    : findNul(event);
+  if (where === null) return { eventId, type, event };
+  return {
+    eventId: escapeNul(eventId),
+    type: escapeNul(type),
+    event: {
+      kind: "unstorable",
+      reason: `the event cannot be stored as sent: ${
+        escapeNul(where) || "it"
+      } contains a NUL character`,
+      body: escapeNul(rawBody),
+    },
+  };
+}
+
+async function applyEvent(
+  c: Context<AppEnv>,
+  provider: Provider,
+  received: { eventId: string; type: string; event: BillingEvent; rawBody: string },
 ) {
+  const { eventId, type, event } = storable(
+    received.eventId,
+    received.type,
+    received.event,
+    received.rawBody,
+  );
   const [row] = await c.var.sql<{ result: string }[]>`
     select billing.apply_event(${provider}, ${eventId}, ${type}, ${
     JSON.stringify(event)
@@ -98,8 +137,18 @@ webhooks.post("/stripe", async (c) => {
     if (error instanceof SyntaxError) throw notJson();
     throw badSignature("stripe", error instanceof Error ? error.message.split(".")[0] : "refused");
   }
+  // constructEventAsync refuses only timestamps too old; one too far ahead is refused too.
+  const signedAt = Number(/(?:^|,)\s*t=(\d+)/.exec(signature)?.[1]);
+  if (signedAt - Date.now() / 1000 > STRIPE_TOLERANCE_SECONDS) {
+    throw badSignature("stripe", "Timestamp outside the tolerance zone (in the future)");
+  }
   const { envelope, event } = normalizeStripeEvent(verified);
-  return await applyEvent(c, "stripe", envelope.id, envelope.type, event);
+  return await applyEvent(c, "stripe", {
+    eventId: envelope.id,
+    type: envelope.type,
+    event,
+    rawBody: body,
+  });
 });
 
 async function creemSignatureMatches(body: Uint8Array<ArrayBuffer>, given: string, secret: string) {
@@ -133,5 +182,10 @@ webhooks.post("/creem", async (c) => {
     throw notJson();
   }
   const { envelope, event } = normalizeCreemEvent(parsed);
-  return await applyEvent(c, "creem", envelope.id, envelope.eventType, event);
+  return await applyEvent(c, "creem", {
+    eventId: envelope.id,
+    type: envelope.eventType,
+    event,
+    rawBody: new TextDecoder().decode(body),
+  });
 });
