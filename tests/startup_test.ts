@@ -191,6 +191,7 @@ Deno.test("a good start prints URL, database and scheduler, serves, survives los
     SCHEDULER: "deno",
     CRON_SECRET,
     STRIPE_SECRET_KEY: STRIPE_KEY,
+    HOST: "127.0.0.1",
   }).spawn();
   const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const stderrText = new Response(child.stderr).text();
@@ -212,6 +213,11 @@ Deno.test("a good start prints URL, database and scheduler, serves, survives los
     const baseUrl = `http://127.0.0.1:${port}`;
     const anonymous = await send(baseUrl, "GET", "/api/me");
     assert.equal(anonymous.status, 401);
+    // HOST=127.0.0.1 binds that address only: another loopback address finds nothing there.
+    await assert.rejects(
+      Deno.connect({ hostname: "127.0.0.2", port }).then((conn) => conn.close()),
+      Deno.errors.ConnectionRefused,
+    );
     assert.equal((anonymous.json as { error: string }).error, "unauthorized");
 
     // PostgreSQL drops every connection of the server while requests are in flight: the
