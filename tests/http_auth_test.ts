@@ -185,10 +185,12 @@ Deno.test("session cookie flags on http: HttpOnly, SameSite=Lax, Path=/, Max-Age
 
 Deno.test("session cookie is Secure when APP_URL is https", async () => {
   await withServer(async (server) => {
-    const signup = await new Client(server.baseUrl).request("POST", "/api/auth/signup", {
-      email: "secure@example.com",
-      password: PASSWORD,
-    });
+    // Sign-up is refused for CSRF unless it comes from APP_URL's origin.
+    const signup = await new Client(server.baseUrl, server.config.appOrigin).request(
+      "POST",
+      "/api/auth/signup",
+      { email: "secure@example.com", password: PASSWORD },
+    );
     assert.equal(signup.status, 201);
     const cookie = parseSetCookie(signup.headers);
     assert.ok(cookie.attributes.has("secure"));

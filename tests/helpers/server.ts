@@ -39,7 +39,8 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
 /** A tiny cookie-keeping client, as a browser on APP_URL's origin would send requests. */
 export class Client {
   cookie: string | undefined;
-  constructor(readonly baseUrl: string) {}
+  /** origin: the Origin header of its non-GET requests (APP_URL's, when that is not baseUrl). */
+  constructor(readonly baseUrl: string, readonly origin: string = baseUrl) {}
 
   async request(
     method: string,
@@ -52,7 +53,7 @@ export class Client {
       headers: {
         ...(body !== undefined ? { "content-type": "application/json" } : {}),
         ...(this.cookie ? { cookie: this.cookie } : {}),
-        ...(method !== "GET" ? { origin: this.baseUrl } : {}),
+        ...(method !== "GET" ? { origin: this.origin } : {}),
         ...headers,
       },
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
