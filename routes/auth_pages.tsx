@@ -6,7 +6,8 @@ import type { z } from "zod";
 import { Field } from "../components/Field.tsx";
 import { createAccount, logIn } from "../utils/accounts.ts";
 import type { AppEnv } from "../utils/app_env.ts";
-import { HttpError } from "../utils/errors.ts";
+import { signupSource } from "../utils/client_address.ts";
+import { HttpError, toHttpError } from "../utils/errors.ts";
 import { page } from "../utils/render.tsx";
 import { clearSessionCookie, sessionKey, setSessionCookie } from "../utils/session.ts";
 import { LoginBody, SignupBody } from "./api/auth.ts";
@@ -159,7 +160,7 @@ authPages.post("/signup", async (c) => {
   const fields = await formFields(c);
   const email = fields.email ?? "";
   const name = fields.name ?? "";
-  const show = (errors: FieldErrors, status: 400 | 409) =>
+  const show = (errors: FieldErrors, status: 400 | 409 | 429) =>
     page(c, {
       title: "Sign up",
       viewer: null,
@@ -173,13 +174,18 @@ authPages.post("/signup", async (c) => {
   });
   if (!parsed.success) return show(fieldErrors(parsed.error), 400);
   try {
-    const { userId, token } = await createAccount(c.var.sql, parsed.data);
+    const { userId, token } = await createAccount(c.var.sql, parsed.data, signupSource(c));
     setSessionCookie(c, userId, token);
   } catch (error) {
-    if (error instanceof HttpError && error.code === "email_taken") {
+    const http = toHttpError(error);
+    if (http.code === "email_taken") {
       return show({ email: "An account with this email already exists. Log in instead?" }, 409);
     }
-    throw error;
+    if (http.status === 429) {
+      for (const [header, value] of Object.entries(http.headers)) c.header(header, value);
+      return show({ form: "Too many sign-ups from your network; try again in an hour." }, 429);
+    }
+    throw http;
   }
   return c.redirect(safeNext(next, c.var.config.appUrl), 303);
 });

@@ -1,4 +1,5 @@
--- Accounts: sign-up with its starting credits, sessions, failed-login lock, daily sign-in.
+-- Accounts: sign-up with its starting credits and its per-address limit, sessions, failed-login
+-- lock, daily sign-in, and the purge of the limits' old rows.
 
 -- How long a session lives without use, and how often its expiry is pushed forward.
 create function app.session_lifetime() returns interval
@@ -7,27 +8,70 @@ language sql immutable parallel safe as $$ select interval '30 days' $$;
 create function app.session_renew_after() returns interval
 language sql immutable parallel safe as $$ select interval '1 day' $$;
 
--- app.signup(p_email, p_password_hash, p_name, p_now, p_session_token_hash)
+-- app.signup_check_limit(p_address, p_limit_per_hour, p_now)
+-- The SIGNUP_LIMIT_PER_HOUR rule: an address (null counts as '::') may make p_limit_per_hour
+--   sign-ups within the hour before p_now (0: no limit).
+-- Errors: AC001 when it has made them already; the DETAIL is the number of seconds until its
+--   oldest sign-up of that hour leaves it (the Retry-After).
+-- Reads only. app.signup calls it under the address's lock; the web layer calls it once before,
+--   so that a refused sign-up costs no password hash.
+create function app.signup_check_limit(p_address inet, p_limit_per_hour integer,
+                                       p_now timestamptz default now())
+returns void
+language plpgsql stable
+as $$
+declare
+  v_count integer;
+  v_oldest timestamptz;
+begin
+  if coalesce(p_limit_per_hour, 0) <= 0 then
+    return;
+  end if;
+  select count(*), min(s.signed_up_at) into v_count, v_oldest
+    from app.signup_log s
+   where s.address = coalesce(p_address, '::'::inet) and s.signed_up_at > p_now - interval '1 hour';
+  if v_count >= p_limit_per_hour then
+    raise exception using
+      errcode = 'AC001',
+      message = 'too many sign-ups from this address; try again later',
+      detail = greatest(1, ceil(extract(epoch from v_oldest + interval '1 hour' - p_now)))::text;
+  end if;
+end
+$$;
+
+-- app.signup(p_email, p_password_hash, p_name, p_now, p_session_token_hash, p_client_address,
+--            p_limit_per_hour)
 -- Effects: creates the user (email lower-cased and trimmed), grants the sign-up gift and the free
---   plan's credits for p_now's UTC month, and opens a session when a token hash is given, all in
---   this one transaction.
+--   plan's credits for p_now's UTC month, opens a session when a token hash is given, and records
+--   the sign-up for its client address (app.signup_log), all in this one transaction.
 -- Returns: the new user's id.
--- Errors: 23505 when the email is taken (nothing is created).
+-- Errors: AC001 when the address has made p_limit_per_hour sign-ups in the last hour
+--   (app.signup_check_limit; 0: no limit), 23505 when the email is taken; either creates nothing.
 -- Idempotency keys of the grants: signup_gift:<user>, free_monthly:<user>:<YYYY-MM>.
--- Locks: the new user's balance row (through credits.grant).
+-- Locks: the address's advisory lock (transaction-scoped, key (1, hashtext(address))), so that
+--   parallel sign-ups from one address are counted one after the other; then the new user's
+--   balance row (through credits.grant).
 create function app.signup(p_email text, p_password_hash text, p_name text default '',
                            p_now timestamptz default now(),
-                           p_session_token_hash bytea default null) returns uuid
+                           p_session_token_hash bytea default null,
+                           p_client_address inet default null,
+                           p_limit_per_hour integer default 0) returns uuid
 language plpgsql
 as $$
 declare
   v_user_id uuid;
   v_settings billing.settings;
   v_free billing.plans;
+  v_address inet := coalesce(p_client_address, '::'::inet);
 begin
+  if coalesce(p_limit_per_hour, 0) > 0 then
+    perform pg_advisory_xact_lock(1, hashtext(host(v_address)));
+    perform app.signup_check_limit(v_address, p_limit_per_hour, p_now);
+  end if;
   insert into app.users (email, password_hash, name, created_at)
   values (lower(trim(p_email)), p_password_hash, coalesce(p_name, ''), p_now)
   returning id into v_user_id;
+  insert into app.signup_log (address, signed_up_at) values (v_address, p_now);
 
   select * into v_settings from billing.settings;
   if v_settings.signup_gift_credits > 0 then
@@ -49,26 +93,68 @@ begin
 end
 $$;
 
--- app.login_lookup(p_email, p_now)
--- Returns one row: when the email's login lock ends (null when logins may be tried), and the
--- account's id and password hash (null when there is no such account). Reads only.
-create function app.login_lookup(p_email text, p_now timestamptz default now())
-returns table (locked_until timestamptz, user_id uuid, password_hash text)
-language sql stable
+-- The failed-login limit (contract section 5): at most login_max_attempts() passwords checked per
+-- email within login_window(); reaching it with failures locks the email for login_window().
+create function app.login_window() returns interval
+language sql immutable parallel safe as $$ select interval '15 minutes' $$;
+
+create function app.login_max_attempts() returns integer
+language sql immutable parallel safe as $$ select 5 $$;
+
+-- app.login_begin(p_email, p_now)
+-- Effects: when the email may try a password, records a pending attempt, which counts as a
+--   failure until app.login_succeeded forgets it (or app.login_abandoned, when no password was
+--   checked after all). Recording and checking the limit are one step under the email's row
+--   lock, so however many logins arrive together, at most login_max_attempts() are admitted
+--   within login_window().
+-- Returns one row: attempt_id (null when refused), locked_until (when refused: the end of the
+--   lock, or when the oldest counted attempt leaves the window), and the account's id and
+--   password hash (null when there is no such account, or when refused).
+-- Idempotency: none needed; each call is one attempt. Locks: the email's row in app.login_locks
+--   (upsert, created on the first attempt), then its rows in app.login_failures.
+create function app.login_begin(p_email text, p_now timestamptz default now())
+returns table (attempt_id uuid, locked_until timestamptz, user_id uuid, password_hash text)
+language plpgsql
 as $$
-  select (select l.locked_until from app.login_locks l
-           where l.email = lower(trim(p_email)) and l.locked_until > p_now),
-         u.id, u.password_hash
-    from (select 1) one
-    left join app.users u on u.email = lower(trim(p_email))
+declare
+  v_email text := lower(trim(p_email));
+  v_locked_until timestamptz;
+  v_counted integer;
+  v_oldest timestamptz;
+begin
+  insert into app.login_locks as l (email, locked_until) values (v_email, '-infinity')
+  on conflict (email) do update set locked_until = l.locked_until
+  returning l.locked_until into v_locked_until;
+  if v_locked_until > p_now then
+    return query select null::uuid, v_locked_until, null::uuid, null::text;
+    return;
+  end if;
+  select count(*), min(f.failed_at) into v_counted, v_oldest
+    from app.login_failures f
+   where f.email = v_email and f.failed_at > p_now - app.login_window();
+  if v_counted >= app.login_max_attempts() then
+    return query select null::uuid, v_oldest + app.login_window(), null::uuid, null::text;
+    return;
+  end if;
+  return query
+  with attempt as (
+    insert into app.login_failures (email, failed_at, pending) values (v_email, p_now, true)
+    returning login_failures.attempt_id
+  )
+  select a.attempt_id, null::timestamptz, u.id, u.password_hash
+    from attempt a
+    left join app.users u on u.email = v_email;
+end
 $$;
 
--- app.login_failed(p_email, p_now)
--- Effects: records a failed login; when it is the 5th within 15 minutes, locks the email's logins
---   for 15 minutes from p_now and forgets the counted failures.
+-- app.login_failed(p_email, p_attempt_id, p_now)
+-- Effects: marks the attempt as a failure (records it again when a success forgot it meanwhile);
+--   when the email then has login_max_attempts() failures within login_window(), locks its
+--   logins for login_window() from p_now and forgets the counted failures.
 -- Returns: the end of the lock, or null when not locked.
--- Locks: the email's row in app.login_locks (upsert), so concurrent failures count once each.
-create function app.login_failed(p_email text, p_now timestamptz default now())
+-- Locks: the email's row in app.login_locks, then its rows in app.login_failures.
+create function app.login_failed(p_email text, p_attempt_id uuid,
+                                 p_now timestamptz default now())
 returns timestamptz
 language plpgsql
 as $$
@@ -77,17 +163,15 @@ declare
   v_failures integer;
   v_until timestamptz;
 begin
-  -- Serialise failures of one email: the lock row exists from the first failure on.
-  insert into app.login_locks (email, locked_until) values (v_email, '-infinity')
-  on conflict (email) do nothing;
-  perform 1 from app.login_locks where email = v_email for update;
-
-  insert into app.login_failures (email, failed_at) values (v_email, p_now)
-  on conflict do nothing;
-  delete from app.login_failures where email = v_email and failed_at <= p_now - interval '15 minutes';
-  select count(*) into v_failures from app.login_failures where email = v_email;
-  if v_failures >= 5 then
-    v_until := p_now + interval '15 minutes';
+  insert into app.login_locks as l (email, locked_until) values (v_email, '-infinity')
+  on conflict (email) do update set locked_until = l.locked_until;
+  insert into app.login_failures (attempt_id, email, failed_at, pending)
+  values (p_attempt_id, v_email, p_now, false)
+  on conflict (attempt_id) do update set pending = false;
+  select count(*) into v_failures from app.login_failures
+   where email = v_email and not pending and failed_at > p_now - app.login_window();
+  if v_failures >= app.login_max_attempts() then
+    v_until := p_now + app.login_window();
     update app.login_locks set locked_until = v_until where email = v_email;
     delete from app.login_failures where email = v_email;
   end if;
@@ -95,19 +179,51 @@ begin
 end
 $$;
 
+-- app.login_abandoned(p_attempt_id): forgets a pending attempt whose password was never checked
+-- (the server was too busy to hash it). Idempotent.
+create function app.login_abandoned(p_attempt_id uuid) returns void
+language sql
+as $$ delete from app.login_failures where attempt_id = p_attempt_id and pending $$;
+
 -- app.login_succeeded(p_user_id, p_token_hash, p_now)
--- Effects: forgets the email's failed logins and opens a session.
+-- Effects: forgets the email's failed and pending logins and opens a session.
 -- Returns: the session's expiry.
+-- Locks: the email's row in app.login_locks, then its rows in app.login_failures, then (through
+--   open_session) the user's sessions.
 create function app.login_succeeded(p_user_id uuid, p_token_hash bytea,
                                     p_now timestamptz default now())
 returns timestamptz
 language plpgsql
 as $$
+declare
+  v_email text := (select email from app.users where id = p_user_id);
 begin
-  delete from app.login_failures
-   where email = (select email from app.users where id = p_user_id);
+  perform 1 from app.login_locks where email = v_email for update;
+  delete from app.login_failures where email = v_email;
   return app.open_session(p_user_id, p_token_hash, p_now);
 end
+$$;
+
+-- app.purge_login_and_signup_limits(p_now)
+-- Effects: deletes the rows the limits no longer read: login attempts older than login_window(),
+--   login locks that have ended (the next attempt recreates the row), and sign-up records older
+--   than an hour. Called by the daily run.
+-- Returns: how many rows it deleted. Idempotent.
+-- Locks: the deleted rows (each table on its own; a login in flight on an email waits, or is
+--   waited for).
+create function app.purge_login_and_signup_limits(p_now timestamptz default now())
+returns integer
+language sql
+as $$
+  with failures as (
+    delete from app.login_failures where failed_at <= p_now - app.login_window() returning 1
+  ), locks as (
+    delete from app.login_locks where locked_until <= p_now returning 1
+  ), signups as (
+    delete from app.signup_log where signed_up_at <= p_now - interval '1 hour' returning 1
+  )
+  select ((select count(*) from failures) + (select count(*) from locks)
+          + (select count(*) from signups))::integer
 $$;
 
 -- app.open_session(p_user_id, p_token_hash, p_now)

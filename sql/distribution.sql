@@ -172,6 +172,7 @@ begin
   insert into credits.daily_runs (run_at, trigger) values (p_now, p_trigger) returning id into v_run_id;
   expired := credits.expire_due(p_now);
   granted := credits.distribute_monthly(p_now);
+  perform app.purge_login_and_signup_limits(p_now);
   duration_ms := (extract(epoch from clock_timestamp() - v_started) * 1000)::integer;
   update credits.daily_runs
      set finished_at = clock_timestamp(), expired = run_daily_counts.expired,

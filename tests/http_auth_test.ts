@@ -185,10 +185,12 @@ Deno.test("session cookie flags on http: HttpOnly, SameSite=Lax, Path=/, Max-Age
 
 Deno.test("session cookie is Secure when APP_URL is https", async () => {
   await withServer(async (server) => {
-    const signup = await new Client(server.baseUrl).request("POST", "/api/auth/signup", {
-      email: "secure@example.com",
-      password: PASSWORD,
-    });
+    // Sign-up is refused for CSRF unless it comes from APP_URL's origin.
+    const signup = await new Client(server.baseUrl, server.config.appOrigin).request(
+      "POST",
+      "/api/auth/signup",
+      { email: "secure@example.com", password: PASSWORD },
+    );
     assert.equal(signup.status, 201);
     const cookie = parseSetCookie(signup.headers);
     assert.ok(cookie.attributes.has("secure"));
@@ -363,5 +365,180 @@ Deno.test("concurrent sign-ups with one email: one 201, the rest 409", async () 
     const [grants] = await server.db.sql<{ n: number }[]>`
       select count(*)::int as n from credits.grants`;
     assert.equal(grants.n, 2, "one sign-up's grants only");
+  });
+});
+
+/** Sends the given login bodies all at once, each from a fresh client. */
+function loginBurst(
+  baseUrl: string,
+  bodies: { email: string; password: string }[],
+): Promise<{ status: number; json: unknown; headers: Headers }[]> {
+  return Promise.all(
+    bodies.map((body) => new Client(baseUrl).request("POST", "/api/auth/login", body)),
+  );
+}
+
+Deno.test("40 logins at once, the right password last: at most 5 passwords are checked", async () => {
+  await withServer(async (server) => {
+    const { email } = await signedUp(server);
+    const bodies = Array.from(
+      { length: 40 },
+      (_, i) => ({ email, password: i === 39 ? PASSWORD : `wrong password ${i}` }),
+    );
+    const results = await loginBurst(server.baseUrl, bodies);
+    // Every answer other than 429 is a password that was checked (401 wrong, 200 right).
+    const checked = results.filter((r) => r.status !== 429);
+    assert.ok(checked.length <= 5, `${checked.length} passwords checked`);
+    assert.ok(checked.every((r) => r.status === 401 || r.status === 200));
+    for (const refused of results.filter((r) => r.status === 429)) {
+      assertError(refused, 429, "too_many_requests");
+      assert.ok(Number(refused.headers.get("retry-after")) > 0, "Retry-After");
+    }
+    // The right password got in only if it was among the checked ones, never after them.
+    const last = results[39];
+    assert.ok(last.status === 429 || last.status === 200, JSON.stringify(last));
+  });
+});
+
+Deno.test("200 wrong passwords at once: 5 checked, the other 195 answer 429, then the lock holds", async () => {
+  await withServer(async (server) => {
+    const { email } = await signedUp(server);
+    const results = await loginBurst(
+      server.baseUrl,
+      Array.from({ length: 200 }, (_, i) => ({ email, password: `wrong password ${i}` })),
+    );
+    const statuses = new Map<number, number>();
+    for (const r of results) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+    assert.deepEqual(Object.fromEntries(statuses), { 401: 5, 429: 195 });
+    // The five failures locked the email: the right password is refused for 15 minutes.
+    const next = await new Client(server.baseUrl).request("POST", "/api/auth/login", {
+      email,
+      password: PASSWORD,
+    });
+    assertError(next, 429, "too_many_requests");
+    const retryAfter = Number(next.headers.get("retry-after"));
+    assert.ok(retryAfter > 890 && retryAfter <= 900, `Retry-After ${retryAfter}`);
+  });
+});
+
+Deno.test("an unknown email gets the same limit: 5 checked, then 429", async () => {
+  await withServer(async (server) => {
+    const results = await loginBurst(
+      server.baseUrl,
+      Array.from({ length: 20 }, () => ({ email: "nobody@example.com", password: PASSWORD })),
+    );
+    assert.deepEqual(results.map((r) => r.status).sort(), [
+      ...Array(5).fill(401),
+      ...Array(15).fill(429),
+    ]);
+  });
+});
+
+const signupBody = () =>
+  JSON.stringify({ email: `${crypto.randomUUID()}@test.local`, password: PASSWORD });
+
+/** One JSON sign-up from APP_URL's origin, with extra headers. */
+function signupWith(baseUrl: string, headers: Record<string, string> = {}) {
+  return send(baseUrl, "POST", "/api/auth/signup", {
+    body: signupBody(),
+    headers: { "content-type": "application/json", origin: baseUrl, ...headers },
+  });
+}
+
+Deno.test("SIGNUP_LIMIT_PER_HOUR: the next sign-up from the address is 429 with Retry-After, creating nothing", async () => {
+  await withServer(async (server) => {
+    for (let i = 0; i < 3; i++) assert.equal((await signupWith(server.baseUrl)).status, 201);
+    const before = await userCount(server.db.sql);
+    const refused = await signupWith(server.baseUrl);
+    assertError(refused, 429, "too_many_requests");
+    assert.equal(refused.headers.getSetCookie().length, 0);
+    const retryAfter = Number(refused.headers.get("retry-after"));
+    assert.ok(retryAfter > 3500 && retryAfter <= 3600, `Retry-After ${retryAfter}`);
+    assert.equal(await userCount(server.db.sql), before);
+    // The HTML form is limited too, and shows the form again with the reason.
+    const form = await send(server.baseUrl, "POST", "/signup", {
+      body: new URLSearchParams({ email: "form@example.com", password: PASSWORD }).toString(),
+      headers: { "content-type": "application/x-www-form-urlencoded", origin: server.baseUrl },
+    });
+    assert.equal(form.status, 429);
+    assert.ok(Number(form.headers.get("retry-after")) > 0);
+    assert.match(String(form.json), /Too many sign-ups/);
+    assert.equal(await userCount(server.db.sql), before);
+    // An hour later the address may sign up again.
+    await server.db.sql`update app.signup_log set signed_up_at = signed_up_at - interval '1 hour'`;
+    assert.equal((await signupWith(server.baseUrl)).status, 201);
+  }, { SIGNUP_LIMIT_PER_HOUR: "3" });
+});
+
+Deno.test("SIGNUP_LIMIT_PER_HOUR holds for sign-ups that arrive together", async () => {
+  await withServer(async (server) => {
+    const results = await Promise.all(
+      Array.from({ length: 12 }, () => signupWith(server.baseUrl)),
+    );
+    const statuses = results.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [201, 201, 201, 201, 429, 429, 429, 429, 429, 429, 429, 429]);
+    assert.equal(await userCount(server.db.sql), 4);
+  }, { SIGNUP_LIMIT_PER_HOUR: "4" });
+});
+
+Deno.test("TRUST_PROXY=off: X-Forwarded-For is ignored, the socket's address is limited", async () => {
+  await withServer(async (server) => {
+    const statuses = [];
+    for (let i = 0; i < 4; i++) {
+      const result = await signupWith(server.baseUrl, { "x-forwarded-for": `203.0.113.${i}` });
+      statuses.push(result.status);
+    }
+    assert.deepEqual(statuses, [201, 201, 429, 429]);
+    const rows = await server.db.sql<{ address: string }[]>`
+      select distinct host(address) as address from app.signup_log`;
+    assert.deepEqual(rows.map((r) => r.address), ["127.0.0.1"]);
+  }, { SIGNUP_LIMIT_PER_HOUR: "2" });
+});
+
+Deno.test("TRUST_PROXY=on: the last hop of X-Forwarded-For is the client address", async () => {
+  await withServer(async (server) => {
+    const via = (chain: string) => signupWith(server.baseUrl, { "x-forwarded-for": chain });
+    // The client may write what it likes in front; the proxy appends the address it saw.
+    assert.equal((await via("198.51.100.7, 203.0.113.5")).status, 201);
+    assert.equal((await via("198.51.100.8, 203.0.113.5")).status, 201);
+    assertError(await via("198.51.100.9,203.0.113.5"), 429, "too_many_requests");
+    assert.equal((await via("203.0.113.6")).status, 201, "another client, its own limit");
+    assert.equal((await via("2001:db8::1")).status, 201);
+    const rows = await server.db.sql<{ address: string; n: number }[]>`
+      select host(address) as address, count(*)::int as n from app.signup_log
+       group by address order by address`;
+    assert.deepEqual(rows.map((r) => ({ ...r })), [
+      { address: "2001:db8::1", n: 1 },
+      { address: "203.0.113.5", n: 2 },
+      { address: "203.0.113.6", n: 1 },
+    ]);
+  }, { SIGNUP_LIMIT_PER_HOUR: "2", TRUST_PROXY: "on" });
+});
+
+Deno.test("SIGNUP_LIMIT_PER_HOUR=0 does not limit sign-ups", async () => {
+  await withServer(async (server) => {
+    for (let i = 0; i < 25; i++) assert.equal((await signupWith(server.baseUrl)).status, 201);
+  }, { SIGNUP_LIMIT_PER_HOUR: "0" });
+});
+
+Deno.test("password hashing is bounded: a burst of long-password logins gets 503 with Retry-After, not a queue", async () => {
+  await withServer(async (server) => {
+    const long = "x".repeat(1024);
+    const results = await loginBurst(
+      server.baseUrl,
+      Array.from({ length: 300 }, (_, i) => ({ email: `burst${i}@example.com`, password: long })),
+    );
+    const busy = results.filter((r) => r.status === 503);
+    assert.ok(busy.length > 0, "no request was turned away");
+    for (const result of busy) {
+      assertError(result, 503, "unavailable");
+      assert.ok(Number(result.headers.get("retry-after")) > 0, "Retry-After");
+    }
+    assert.ok(results.every((r) => r.status === 401 || r.status === 503));
+    // A request turned away checked no password, so it does not count towards the email's limit.
+    const turnedAway = results.findIndex((r) => r.status === 503);
+    const [row] = await server.db.sql<{ n: number }[]>`
+      select count(*)::int as n from app.login_failures where email = ${`burst${turnedAway}@example.com`}`;
+    assert.equal(row.n, 0);
   });
 });

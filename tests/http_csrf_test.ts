@@ -1,6 +1,7 @@
 // Contract section 5, cross-site request forgery: a state-changing request carrying the session
-// cookie is refused with 403 when Origin names another origin than APP_URL, or, lacking Origin,
-// when Sec-Fetch-Site is cross-site. Requests without the cookie are not refused for CSRF.
+// cookie, and every sign-up, login and logout request with or without a cookie, is refused with
+// 403 when Origin names another origin than APP_URL, or, lacking Origin, when Sec-Fetch-Site is
+// cross-site. Other requests without the cookie are not refused for CSRF.
 import assert from "node:assert/strict";
 import { assertError, ledgerState, send, signedUp, withServer } from "./helpers/http.ts";
 
@@ -113,26 +114,94 @@ Deno.test("reads are never refused for CSRF, whatever their Origin", async () =>
   });
 });
 
-Deno.test("a POST without the session cookie is not refused for CSRF", async () => {
+Deno.test("a POST without the session cookie, outside the account routes, is not refused for CSRF", async () => {
   await withServer(async (server) => {
-    const { email } = await signedUp(server);
     const foreign = { origin: "https://evil.example", "sec-fetch-site": "cross-site" };
-    const signup = await send(server.baseUrl, "POST", "/api/auth/signup", {
-      body: JSON.stringify({ email: "elsewhere@example.com", password: "correct horse 1" }),
-      headers: { "content-type": "application/json", ...foreign },
-    });
-    assert.equal(signup.status, 201);
-    const login = await send(server.baseUrl, "POST", "/api/auth/login", {
-      body: JSON.stringify({ email, password: "correct horse 1" }),
-      headers: { "content-type": "application/json", ...foreign },
-    });
-    assert.equal(login.status, 200);
     // No cookie, no session: the answer is 401, not 403.
     const consume = await send(server.baseUrl, "POST", "/api/me/credits/consume", {
       body: CONSUME,
       headers: { "content-type": "application/json", ...foreign },
     });
     assertError(consume, 401, "unauthorized");
+  });
+});
+
+const FOREIGN_HEADERS: Record<string, string>[] = [
+  { origin: "https://evil.example" },
+  { origin: "null" },
+  { origin: "https://evil.example", "sec-fetch-site": "same-origin" },
+  { "sec-fetch-site": "cross-site" },
+];
+
+Deno.test("cross-site sign-up, login and logout are 403 without a cookie too (API and forms), changing nothing", async () => {
+  await withServer(async (server) => {
+    const { email } = await signedUp(server);
+    const credentials = { email, password: "correct horse 1" };
+    const fresh = { email: "victim-login@example.com", password: "correct horse 1" };
+    const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+    const requests: [string, string | undefined, string][] = [
+      ["/api/auth/signup", JSON.stringify(fresh), "application/json"],
+      ["/api/auth/login", JSON.stringify(credentials), "application/json"],
+      ["/api/auth/logout", undefined, "application/json"],
+      ["/signup", form(fresh), "application/x-www-form-urlencoded"],
+      ["/login", form(credentials), "application/x-www-form-urlencoded"],
+      ["/logout", undefined, "application/x-www-form-urlencoded"],
+    ];
+    for (const headers of FOREIGN_HEADERS) {
+      for (const [path, body, type] of requests) {
+        const result = await send(server.baseUrl, "POST", path, {
+          body,
+          headers: { "content-type": type, ...headers },
+        });
+        const label = `${path} ${JSON.stringify(headers)}`;
+        assert.equal(result.status, 403, label);
+        assert.equal(result.headers.getSetCookie().length, 0, label);
+        if (path.startsWith("/api/")) assertError(result, 403, "forbidden");
+      }
+    }
+    const [users] = await server.db.sql<{ n: number }[]>`select count(*)::int as n from app.users`;
+    assert.equal(users.n, 1, "no account was created");
+    const [sessions] = await server.db.sql<{ n: number }[]>`
+      select count(*)::int as n from app.sessions`;
+    assert.equal(sessions.n, 1, "only the sign-up's session exists");
+  });
+});
+
+Deno.test("same-origin and header-less (non-browser) sign-up, login and logout still work", async () => {
+  await withServer(async (server) => {
+    const json = { "content-type": "application/json" };
+    const allowed: Record<string, string>[] = [
+      { origin: server.baseUrl },
+      { "sec-fetch-site": "same-origin" },
+      { "sec-fetch-site": "none" },
+      {},
+    ];
+    for (const headers of allowed) {
+      const email = `${crypto.randomUUID()}@test.local`;
+      const body = JSON.stringify({ email, password: "correct horse 1" });
+      const label = JSON.stringify(headers);
+      const signup = await send(server.baseUrl, "POST", "/api/auth/signup", {
+        body,
+        headers: { ...json, ...headers },
+      });
+      assert.equal(signup.status, 201, label);
+      const login = await send(server.baseUrl, "POST", "/api/auth/login", {
+        body,
+        headers: { ...json, ...headers },
+      });
+      assert.equal(login.status, 200, label);
+      const cookie = login.headers.getSetCookie()[0].split(";")[0];
+      const out = await send(server.baseUrl, "POST", "/api/auth/logout", {
+        headers: { ...headers, cookie },
+      });
+      assert.equal(out.status, 204, label);
+      const page = await send(server.baseUrl, "POST", "/login", {
+        body: new URLSearchParams({ email, password: "correct horse 1" }).toString(),
+        headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+      });
+      // The form redirects, but fetch follows it: the page after login is what we see.
+      assert.equal(page.status, 200, label);
+    }
   });
 });
 

@@ -152,3 +152,98 @@ Deno.test("expiry days are 24 hours each, whatever the session's daylight-saving
     }
   });
 });
+
+Deno.test("app.login_begin admits 5 attempts per email and window, on parallel connections", async () => {
+  await withDatabase(async ({ sql }) => {
+    await signup(sql, "lock@example.com", new Date());
+    const begin = () =>
+      sql<{ attempt_id: string | null; locked_until: Date | null; password_hash: string | null }[]>`
+        select * from app.login_begin('Lock@Example.com')`;
+    const rows = (await Promise.all(Array.from({ length: 20 }, begin))).map((r) => r[0]);
+    const admitted = rows.filter((r) => r.attempt_id !== null);
+    assert.equal(admitted.length, 5);
+    assert.ok(admitted.every((r) => r.password_hash === "hash" && r.locked_until === null));
+    assert.ok(rows.filter((r) => r.attempt_id === null).every((r) => r.locked_until !== null));
+
+    // A success forgets them all; failures that finish afterwards still count.
+    const [user] = await sql<{ id: string }[]>`
+      select id from app.users where email = 'lock@example.com'`;
+    await sql`select app.login_succeeded(${user.id}, '\\x01'::bytea)`;
+    for (const attempt of admitted.slice(0, 4)) {
+      assert.equal(
+        (await sql`select app.login_failed('lock@example.com', ${attempt.attempt_id})`)[0]
+          .login_failed,
+        null,
+      );
+    }
+    const [fifth] = await sql<{ until: Date | null }[]>`
+      select app.login_failed('lock@example.com', ${admitted[4].attempt_id}) as until`;
+    assert.ok(fifth.until !== null, "the fifth failure locks");
+    const [refused] = await begin();
+    assert.equal(refused.attempt_id, null);
+    assert.equal(refused.locked_until!.getTime(), fifth.until!.getTime());
+  });
+});
+
+Deno.test("app.login_abandoned forgets an attempt whose password was never checked", async () => {
+  await withDatabase(async ({ sql }) => {
+    const attempts: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const [row] = await sql<{ attempt_id: string }[]>`
+        select attempt_id from app.login_begin('gone@example.com')`;
+      attempts.push(row.attempt_id);
+    }
+    const [full] = await sql<{ attempt_id: string | null }[]>`
+      select attempt_id from app.login_begin('gone@example.com')`;
+    assert.equal(full.attempt_id, null);
+    await sql`select app.login_abandoned(${attempts[0]})`;
+    const [again] = await sql<{ attempt_id: string | null }[]>`
+      select attempt_id from app.login_begin('gone@example.com')`;
+    assert.ok(again.attempt_id !== null);
+  });
+});
+
+Deno.test("app.signup refuses with AC001 once the address made its sign-ups of the hour", async () => {
+  await withDatabase(async ({ sql }) => {
+    const at = new Date("2026-12-01T10:00:00Z");
+    const from = (email: string, address: string, when: Date) =>
+      sql`select app.signup(${email}, 'hash', '', ${when}, null, ${address}::inet, 2)`;
+    await from("a1@example.com", "192.0.2.1", at);
+    await from("a2@example.com", "192.0.2.1", new Date(at.getTime() + 10 * 60_000));
+    await from("b1@example.com", "192.0.2.2", at);
+    await assert.rejects(
+      () => from("a3@example.com", "192.0.2.1", new Date(at.getTime() + 20 * 60_000)),
+      (error: unknown) =>
+        sqlState(error) === "AC001" && (error as { detail?: string }).detail === "2400",
+    );
+    const [row] = await sql<{ n: number }[]>`
+      select count(*)::int as n from app.users where email = 'a3@example.com'`;
+    assert.equal(row.n, 0);
+    // An hour after the first, one slot is free again; a limit of 0 means none.
+    await from("a3@example.com", "192.0.2.1", new Date(at.getTime() + HOUR));
+    await sql`select app.signup('a4@example.com', 'hash', '', ${at}, null, '192.0.2.1'::inet, 0)`;
+  });
+});
+
+Deno.test("the daily run purges old failed logins, ended locks and sign-up records past their hour", async () => {
+  await withDatabase(async ({ sql }) => {
+    const at = new Date("2026-12-01T10:00:00Z");
+    const ago = (minutes: number) => new Date(at.getTime() - minutes * 60_000);
+    await sql`insert into app.login_failures (email, failed_at) values
+                ('old@example.com', ${ago(16)}), ('new@example.com', ${ago(5)})`;
+    await sql`insert into app.login_locks (email, locked_until) values
+                ('ended@example.com', ${ago(1)}), ('locked@example.com', ${ago(-5)})`;
+    await sql`insert into app.signup_log (address, signed_up_at) values
+                ('192.0.2.1', ${ago(61)}), ('192.0.2.2', ${ago(30)})`;
+    await sql`call credits.run_daily(${at}::timestamptz)`;
+    const left = await sql<{ what: string }[]>`
+      select email as what from app.login_failures
+      union all select email from app.login_locks
+      union all select host(address) from app.signup_log order by 1`;
+    assert.deepEqual(left.map((r) => r.what), [
+      "192.0.2.2",
+      "locked@example.com",
+      "new@example.com",
+    ]);
+  });
+});

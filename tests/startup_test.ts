@@ -104,6 +104,11 @@ Deno.test("start-up stops on an invalid setting with one line naming it, no secr
     [{ DATABASE_URL: "db-PASSWORD-must-not-leak" }, "DATABASE_URL"],
     [{ CRON_JOBS_USERNAME: "cron" }, "CRON_JOBS_PASSWORD"],
     [{ CRON_JOBS_PASSWORD: "db-PASSWORD-must-not-leak" }, "CRON_JOBS_USERNAME"],
+    [{ TRUST_PROXY: "yes" }, "TRUST_PROXY"],
+    [{ TRUST_PROXY: "true" }, "TRUST_PROXY"],
+    [{ SIGNUP_LIMIT_PER_HOUR: "-1" }, "SIGNUP_LIMIT_PER_HOUR"],
+    [{ SIGNUP_LIMIT_PER_HOUR: "2.5" }, "SIGNUP_LIMIT_PER_HOUR"],
+    [{ SIGNUP_LIMIT_PER_HOUR: "many" }, "SIGNUP_LIMIT_PER_HOUR"],
   ];
   for (const [env, name] of cases) {
     const { code, text } = await failedStart({

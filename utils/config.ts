@@ -18,6 +18,8 @@ const EnvSchema = z.object({
   CRON_SECRET: optionalSecret,
   CRON_JOBS_USERNAME: optionalSecret,
   CRON_JOBS_PASSWORD: optionalSecret,
+  TRUST_PROXY: z.enum(["on", "off"], "on or off").default("off"),
+  SIGNUP_LIMIT_PER_HOUR: z.coerce.number().int().min(0).max(2_147_483_647).default(20),
   SCHEDULER: z.enum(["auto", "pg_cron", "deno", "off"]).default("auto"),
   ADMIN_EMAILS: z.string().default(""),
   HOST: z.union([z.ipv4(), z.ipv6(), z.hostname()], { error: "not an IP address or host name" })
@@ -41,6 +43,10 @@ export type Config = {
   creemWebhookSecret: string | undefined;
   cronSecret: string | undefined;
   cronBasic: { username: string; password: string } | null;
+  /** The client address is X-Forwarded-For's last hop (behind a reverse proxy). */
+  trustProxy: boolean;
+  /** Sign-ups accepted per client address per hour; 0: no limit. */
+  signupLimitPerHour: number;
   scheduler: "auto" | "pg_cron" | "deno" | "off";
   adminEmails: ReadonlySet<string>;
   host: string;
@@ -98,6 +104,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     cronBasic: e.CRON_JOBS_USERNAME && e.CRON_JOBS_PASSWORD
       ? { username: e.CRON_JOBS_USERNAME, password: e.CRON_JOBS_PASSWORD }
       : null,
+    trustProxy: e.TRUST_PROXY === "on",
+    signupLimitPerHour: e.SIGNUP_LIMIT_PER_HOUR,
     scheduler: e.SCHEDULER,
     adminEmails: new Set(
       e.ADMIN_EMAILS.split(",").map((s) => s.trim().toLowerCase()).filter((s) => s.length > 0),

@@ -1,7 +1,9 @@
 // Cross-site request forgery (contract section 5): a state-changing request that carries the
-// session cookie must come from APP_URL's origin. Without an Origin header, Sec-Fetch-Site
-// decides; requests with neither (curl, server-to-server) pass, as they cannot ride a browser's
-// cookie unseen.
+// session cookie, and every sign-up, login, logout and password-reset request with or without a
+// cookie, must come from APP_URL's origin. Without an Origin header, Sec-Fetch-Site decides;
+// requests with neither (curl, server-to-server) pass, as no browser sends a form or a fetch
+// without them. The account routes are checked without a cookie too: a forged login would sign
+// the victim into the attacker's account, and what the victim then buys would be credited there.
 import type { MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import type { AppEnv } from "./app_env.ts";
@@ -10,8 +12,18 @@ import { SESSION_COOKIE } from "./session.ts";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
+/** The JSON account API and the HTML account forms (routes/auth_pages.tsx). */
+const ACCOUNT_FORMS = new Set(["/signup", "/login", "/logout", "/reset-password"]);
+
+function isAccountRoute(path: string): boolean {
+  return path.startsWith("/api/auth/") || ACCOUNT_FORMS.has(path);
+}
+
 export const refuseCrossSite: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (!SAFE_METHODS.has(c.req.method) && getCookie(c, SESSION_COOKIE) !== undefined) {
+  if (
+    !SAFE_METHODS.has(c.req.method) &&
+    (getCookie(c, SESSION_COOKIE) !== undefined || isAccountRoute(c.req.path))
+  ) {
     const origin = c.req.header("Origin");
     const crossSite = origin !== undefined
       ? origin !== c.var.config.appOrigin

@@ -50,6 +50,10 @@ export function toHttpError(error: unknown): HttpError {
       return new HttpError(402, "insufficient_credits", message);
     case "CR002":
       return new HttpError(409, "idempotency_key_reused", message);
+    case "AC001": // app.signup_check_limit: the DETAIL is the Retry-After in seconds.
+      return new HttpError(429, "too_many_requests", message, {
+        "Retry-After": (error as { detail?: string }).detail ?? "3600",
+      });
     case "22023":
       return new HttpError(400, "invalid_request", message);
     case "23503":

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../../utils/app_env.ts";
 import { createAccount, logIn } from "../../utils/accounts.ts";
+import { signupSource } from "../../utils/client_address.ts";
 import { clearSessionCookie, sessionKey, setSessionCookie } from "../../utils/session.ts";
 import { jsonBody } from "../../utils/validation.ts";
 
@@ -24,7 +25,7 @@ export const auth = new Hono<AppEnv>();
 
 auth.post("/signup", async (c) => {
   const body = await jsonBody(c, SignupBody);
-  const { userId, token } = await createAccount(c.var.sql, body);
+  const { userId, token } = await createAccount(c.var.sql, body, signupSource(c));
   setSessionCookie(c, userId, token);
   return c.json({ user: { id: userId, email: body.email } }, 201);
 });

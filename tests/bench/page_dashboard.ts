@@ -18,7 +18,7 @@ export const pageBenches: Bench[] = [{
       const account = await createAccount(db.sql, {
         email: "bench@test.local",
         password: "correct horse 1",
-      });
+      }, { address: null, limitPerHour: 0 });
       // Sign-up wrote 2 entries; one large grant and the usages, spread over the last 45 days so
       // that the chart has data, make the rest.
       await db.sql`select credits.grant(${account.userId}, 1000000, 'bonus', 'bench:page')`;

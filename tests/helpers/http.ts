@@ -22,7 +22,7 @@ export async function signedUp(
   server: TestServer,
   email?: string,
 ): Promise<{ client: Client; userId: string; email: string }> {
-  const client = new Client(server.baseUrl);
+  const client = new Client(server.baseUrl, server.config.appOrigin);
   const user = await client.signup(email);
   return { client, userId: user.id, email: user.email };
 }
