@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { browserTest, signUpInBrowser, startBrowserSession } from "./helpers/browser.ts";
+import { verifyEmail } from "./helpers/db.ts";
 
 const ADMIN = "csp-admin@test.local";
 
@@ -63,6 +64,8 @@ Deno.test({
       await visit(page, "/login", watch);
 
       await signUpInBrowser(page, ADMIN);
+      // An ADMIN_EMAILS address gets the admin pages once verified.
+      await verifyEmail(session.server.db.sql, ADMIN);
       await visit(page, "/dashboard", watch);
       // The chart is drawn by uPlot (a canvas only the island makes) and the daily sign-in
       // island claims through fetch, without leaving the page.
