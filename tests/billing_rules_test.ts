@@ -17,6 +17,7 @@ import {
   refundAmount,
   refundTotal,
   subscriptionChanged,
+  upgradePaid,
   who,
 } from "./helpers/neutral_events.ts";
 
@@ -144,7 +145,7 @@ Deno.test("refunds of a package remove round(G × R ÷ P) in all, never twice", 
   });
 });
 
-Deno.test("a lifetime refund reaches every month slot, rounds in all, stops the slots", async () => {
+Deno.test("a lifetime refund reaches every month slot, rounds in all, ends the slots", async () => {
   await withDatabase(async ({ sql }) => {
     const user = await insertUser(sql);
     const payment = ref("pi");
@@ -164,24 +165,21 @@ Deno.test("a lifetime refund reaches every month slot, rounds in all, stops the 
     // (rounding each 1000-credit slot alone would remove 3 × 333 = 999).
     await applyEvent(sql, refundTotal(payment, 6633));
     assert.equal(await removed(sql, user, "refund"), 1000);
-    assert.equal(await planOf(sql, user), "lifetime", "a partial refund keeps the purchase");
-
-    // A slot the daily job makes after the partial refund is still part of the payment.
+    // Any refund, also a partial one, ends the purchase: no further slot, the free plan.
+    assert.equal(await planOf(sql, user), "free", "a partial refund ends the purchase");
     await sql`select credits.distribute_monthly(${at(93 * DAY)}::timestamptz)`;
-    assert.equal(await balance(sql, user), 3000);
 
     await applyEvent(sql, refundTotal(payment, 19900));
-    assert.equal(await removed(sql, user, "refund"), 4000);
-    assert.equal(await balance(sql, user), 0);
+    assert.equal(await removed(sql, user, "refund"), 3000);
+    assert.equal(await balance(sql, user), 50, "only the free plan's credits of day 93 are left");
     const perSlot = await sql<{ n: number }[]>`
       select coalesce(-sum(l.amount), 0)::int as n from credits.grants g
         left join credits.ledger l on l.grant_id = g.id and l.kind = 'refund'
        where g.user_id = ${user} and g.kind = 'lifetime_monthly' group by g.id order by g.id`;
-    assert.deepEqual(perSlot.map((r) => r.n), [1000, 1000, 1000, 1000]);
+    assert.deepEqual(perSlot.map((r) => r.n), [1000, 1000, 1000]);
 
-    // Refunded in full: no further slot, the user is back on the free plan.
     await sql`select credits.distribute_monthly(${at(124 * DAY)}::timestamptz)`;
-    assert.deepEqual((await kinds(sql, user)).filter(([k]) => k === "lifetime_monthly").length, 4);
+    assert.deepEqual((await kinds(sql, user)).filter(([k]) => k === "lifetime_monthly").length, 3);
     assert.equal(await planOf(sql, user, at(124 * DAY)), "free");
     assert.deepEqual((await kinds(sql, user)).at(-1), ["free_monthly", 50]);
     await assertBooksAgree(sql, user);
@@ -259,7 +257,7 @@ Deno.test("a dispute takes every unspent credit of the payment, with a refund in
   });
 });
 
-Deno.test("upgrade grants the difference once; a downgrade waits for the next invoice", async (t) => {
+Deno.test("an upgrade's payment grants the difference once; a downgrade waits for the next invoice", async (t) => {
   await withDatabase(async ({ sql }) => {
     await loadPlansWithBasic(sql);
     const start = at(-DAY);
@@ -282,17 +280,30 @@ Deno.test("upgrade grants the difference once; a downgrade waits for the next in
           end,
           occurredAt: at(minutes * 60_000),
         });
-      return { user, customer, sub, invoice, change };
+      // The prorated invoice of the move from basic to pro at minute 10.
+      const proPaid = upgradePaid({
+        customer,
+        sub,
+        priceId: "price_pro_monthly",
+        fromPriceId: "price_basic_monthly",
+        changedAt: at(10 * 60_000),
+        end,
+        payment: ref("in"),
+      });
+      return { user, customer, sub, invoice, change, proPaid };
     };
 
-    await t.step("basic → pro: 700 once, also when updates repeat or come late", async () => {
-      const { user, invoice, change } = await subscriber();
+    await t.step("basic → pro: 700 once its payment comes, also when events repeat", async () => {
+      const { user, invoice, change, proPaid } = await subscriber();
       await applyEvent(sql, invoice("price_basic_monthly"));
       await applyEvent(sql, change("price_basic_monthly", 1));
       assert.equal(await balance(sql, user), 300);
       const upgrade = change("price_pro_monthly", 10);
       await applyEvent(sql, upgrade);
       await applyEvent(sql, upgrade); // redelivered under another event ID
+      assert.equal(await balance(sql, user), 300, "no credits before the upgrade is paid");
+      await applyEvent(sql, proPaid);
+      await applyEvent(sql, proPaid); // redelivered under another event ID
       await applyEvent(sql, change("price_basic_monthly", 5)); // an older update arriving late
       await applyEvent(sql, change("price_pro_monthly", 12)); // a later update about something else
       assert.deepEqual(await kinds(sql, user), [["subscription_period", 300], ["upgrade", 700]]);
@@ -301,13 +312,15 @@ Deno.test("upgrade grants the difference once; a downgrade waits for the next in
     });
 
     await t.step("an upgrade that arrives before its period's invoice: the same 1000", async () => {
-      const { user, invoice, change } = await subscriber();
-      // In order: created on basic, invoice for basic, upgrade to pro. Delivered backwards.
+      const { user, invoice, change, proPaid } = await subscriber();
+      // In order: created on basic, invoice for basic, upgrade to pro and its payment.
+      // Delivered backwards: the payment waits (failed) until the period is known.
+      assert.equal(await applyEvent(sql, proPaid), "failed");
       await applyEvent(sql, change("price_pro_monthly", 10));
       await applyEvent(sql, invoice("price_basic_monthly"));
       await applyEvent(sql, change("price_basic_monthly", 1));
       await applyEvent(sql, change("price_pro_monthly", 10));
-      assert.deepEqual(await kinds(sql, user), [["subscription_period", 300], ["upgrade", 700]]);
+      assert.deepEqual(await kinds(sql, user), [["upgrade", 700], ["subscription_period", 300]]);
       assert.equal(await planOf(sql, user), "pro");
       await assertBooksAgree(sql, user);
     });

@@ -66,6 +66,26 @@ export function periodPaid(o: {
   };
 }
 
+/** The prorated invoice of a move from fromPriceId to priceId at `changedAt` within the period
+ * that ends at `end` (Stripe: billing_reason subscription_update). */
+export function upgradePaid(o: {
+  customer: Json;
+  sub: string;
+  priceId: string;
+  fromPriceId: string | null;
+  changedAt: string;
+  end: string;
+  payment: string;
+  amount?: number;
+}): Json {
+  return {
+    ...periodPaid({ ...o, start: o.changedAt, amount: o.amount ?? 700 }),
+    grantsPeriod: false,
+    paysUpgrade: true,
+    fromPriceId: o.fromPriceId,
+  };
+}
+
 export function subscriptionChanged(o: {
   customer: Json;
   sub: string;
