@@ -40,10 +40,14 @@ as $$ select 12 $$;
 --                     the period start, UTC) for every slot that has started within the paid
 --                     period; only while the subscription is 'active': a trialing period is not
 --                     a paid year (trialCredits cover it), nor is a past-due one until it is paid
---                     (then the started slots catch up). After refunds totalling R of the year's
---                     payment P (the payment whose grant key is credits.yearly_period_key), a
---                     slot adds round(monthlyCredits × (P − R) ÷ P), nothing when that is 0; a
---                     disputed year, or one refunded in full, adds no slot;
+--                     (then the started slots catch up). A slot is worth the monthlyCredits
+--                     of the richest plan paid for in the year: the year's payment's, or one
+--                     whose upgrade payment granted (billing.upgrade_key); the row's plan only
+--                     when no payment of the year is recorded. After refunds totalling R of
+--                     the year's payment P (the payment whose grant key is
+--                     credits.yearly_period_key), a slot adds round(monthlyCredits × (P − R) ÷
+--                     P), nothing when that is 0; a disputed year, or one refunded in full,
+--                     adds no slot;
 --   lifetime_monthly  a lifetime purchase's slot k (k months after the purchase) for the slots
 --                     that have started, the last lifetime_catch_up_slots() of them, while the
 --                     purchase is neither refunded (in part or in full) nor disputed.
@@ -72,11 +76,21 @@ as $$
          case when y.amount < pl.monthly_credits
               then 'refund:' || p.id || ':' || p.refunded_amount end
     from billing.subscriptions s
-    join billing.plans pl on pl.id = s.plan_id
     left join billing.payments p
       on p.user_id = s.user_id and p.subscription_id = s.id and p.kind = 'subscription'
      and p.period_start = s.current_period_start
      and p.grant_key = credits.yearly_period_key(s.id, s.current_period_start)
+   cross join lateral (
+     select x.monthly_credits, x.credits_expire_days
+       from billing.plans x
+      where (p.id is null and x.id = s.plan_id)
+         or x.id = (select pr.plan_id from billing.prices pr where pr.price_id = p.price_id)
+         or (p.id is not null and exists (
+               select from credits.grants g
+                where g.source_key = billing.upgrade_key(s.id, s.current_period_start, x.id)))
+      order by x.monthly_credits desc
+      limit 1
+   ) pl
    cross join lateral (
      select case when p.refunded_amount > 0
                  then round(pl.monthly_credits::numeric * (p.amount - p.refunded_amount)

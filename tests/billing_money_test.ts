@@ -25,6 +25,8 @@ import {
   periodPaid,
   ref,
   refundTotal,
+  subscriptionChanged,
+  upgradePaid,
   who,
 } from "./helpers/neutral_events.ts";
 
@@ -145,6 +147,7 @@ async function loadThreePlans(sql: Sql): Promise<void> {
     prices: [
       { provider: "stripe", priceId: `price_${id}_monthly`, interval: "month", amount },
       { provider: "creem", priceId: `prod_${id}_monthly`, interval: "month", amount },
+      { provider: "stripe", priceId: `price_${id}_yearly`, interval: "year", amount: amount * 10 },
     ],
   });
   doc.plans.splice(1, 0, plan("basic", 100, 190), plan("max", 5000, 4990));
@@ -308,6 +311,74 @@ Deno.test("plan flapping within a period never grants more than the richest plan
         }
       });
     }
+
+    for (const provider of ["stripe", "creem"] as const) {
+      await t.step(`${provider}: the six events at once, each delivered twice`, async () => {
+        for (let round = 0; round < 10; round++) {
+          const user = await insertUser(sql);
+          const events = periodEvents(provider, user);
+          // Twelve parallel requests on the pool's connections; a delivery that ran before its
+          // period was known is retried by the event that made it known.
+          await Promise.all(
+            [...events, ...events].map((e) =>
+              applyEvent(sql, e.neutral, { provider, id: `evt_${round}_${e.name}_${user}` })
+            ),
+          );
+          assert.equal(await periodCredits(sql, user), 5000);
+          assert.equal(await balance(sql, user), 5000);
+          await assertBooksAgree(sql, user);
+        }
+      });
+    }
+
+    await t.step("a yearly plan's later slots follow the plans paid for, not the row", async () => {
+      const user = await insertUser(sql);
+      const customer = who(user);
+      const sub = ref("sub");
+      const end = at(365 * DAY);
+      await applyEvent(
+        sql,
+        periodPaid({
+          customer,
+          sub,
+          priceId: "price_pro_yearly",
+          start: at(0),
+          end,
+          payment: ref("in"),
+        }),
+      );
+      // Moved to max without paying for it (say, a proration left for the next invoice).
+      const toMax = (minutes: number) =>
+        subscriptionChanged({
+          customer,
+          sub,
+          priceId: "price_max_yearly",
+          status: "active",
+          start: at(0),
+          end,
+          occurredAt: at(minutes * 60_000),
+        });
+      await applyEvent(sql, toMax(10));
+      await distribute(sql, at(32 * DAY));
+      assert.deepEqual(await grantsOf(sql, user, "subscription_monthly"), [1000, 1000]);
+      // Its payment: the difference once, and max from the next slot on.
+      await applyEvent(
+        sql,
+        upgradePaid({
+          customer,
+          sub,
+          priceId: "price_max_yearly",
+          fromPriceId: "price_pro_yearly",
+          changedAt: at(40 * DAY),
+          end,
+          payment: ref("in"),
+        }),
+      );
+      assert.deepEqual(await grantsOf(sql, user, "upgrade"), [4000]);
+      await distribute(sql, at(63 * DAY));
+      assert.deepEqual(await grantsOf(sql, user, "subscription_monthly"), [1000, 1000, 5000]);
+      await assertBooksAgree(sql, user);
+    });
 
     await t.step("an upgrade grants only once its payment is reported", async () => {
       const user = await insertUser(sql);
