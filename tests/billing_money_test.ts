@@ -18,22 +18,19 @@ import {
   applyEvent,
   assertBooksAgree,
   at,
-  checkoutPaid,
+  balanceOf,
+  buyLifetime,
   DAY,
   dispute,
   type Json,
   periodPaid,
+  planOf,
   ref,
   refundTotal,
   subscriptionChanged,
   upgradePaid,
   who,
 } from "./helpers/neutral_events.ts";
-
-async function balance(sql: Sql, user: string, now = at(0)): Promise<number> {
-  const [row] = await sql<{ b: number }[]>`select credits.balance(${user}, ${now})::int as b`;
-  return row.b;
-}
 
 async function grantsOf(sql: Sql, user: string, kind: string): Promise<number[]> {
   const rows = await sql<{ amount: number }[]>`
@@ -42,12 +39,6 @@ async function grantsOf(sql: Sql, user: string, kind: string): Promise<number[]>
                                   and l.kind in ('refund', 'dispute')), 0))::int as amount
       from credits.grants g where g.user_id = ${user} and g.kind = ${kind} order by g.id`;
   return rows.map((r) => r.amount);
-}
-
-async function planOf(sql: Sql, user: string, now = at(0)): Promise<string> {
-  const [row] = await sql<{ plan_id: string }[]>`
-    select plan_id from billing.plan_of(${user}, ${now}::timestamptz)`;
-  return row.plan_id;
 }
 
 const distribute = (sql: Sql, now: string) =>
@@ -87,7 +78,7 @@ Deno.test("a yearly plan's later slots shrink with refunds and end with a disput
         await distribute(sql, at(63 * DAY));
         assert.deepEqual(await grantsOf(sql, user, "subscription_monthly"), [250, 250, 250]);
         // Each slot's credits expire after 30 days: on day 63 only slot 2 is left.
-        assert.equal(await balance(sql, user, at(63 * DAY)), 250);
+        assert.equal(await balanceOf(sql, user, at(63 * DAY)), 250);
         await assertBooksAgree(sql, user);
       },
     );
@@ -96,7 +87,7 @@ Deno.test("a yearly plan's later slots shrink with refunds and end with a disput
       await t.step(`a ${end} ends the year's later slots`, async () => {
         const { user, payment } = await subscribe();
         await applyEvent(sql, end === "dispute" ? dispute(payment) : refundTotal(payment, 9900));
-        assert.equal(await balance(sql, user), 0);
+        assert.equal(await balanceOf(sql, user), 0);
         for (let month = 1; month <= 11; month++) await distribute(sql, at(month * 31 * DAY));
         assert.deepEqual(await grantsOf(sql, user, "subscription_monthly"), [0]);
         await assertBooksAgree(sql, user);
@@ -108,11 +99,7 @@ Deno.test("a yearly plan's later slots shrink with refunds and end with a disput
 Deno.test("a lifetime purchase ends with any refund, however small", async () => {
   await withDatabase(async ({ sql }) => {
     const user = await insertUser(sql);
-    const payment = ref("pi");
-    await applyEvent(
-      sql,
-      checkoutPaid({ user, priceId: "price_lifetime", payment, amount: 19900 }),
-    );
+    const payment = await buyLifetime(sql, user);
     // 99.99 % refunded: round(1000 × 19899 ÷ 19900) = 1000 of slot 0 removed.
     await applyEvent(sql, refundTotal(payment, 19899));
     await distribute(sql, at(32 * DAY));
@@ -121,11 +108,7 @@ Deno.test("a lifetime purchase ends with any refund, however small", async () =>
     assert.equal(await planOf(sql, user, at(63 * DAY)), "free");
     // A one-cent refund of another purchase ends it too.
     const other = await insertUser(sql);
-    const small = ref("pi");
-    await applyEvent(
-      sql,
-      checkoutPaid({ user: other, priceId: "price_lifetime", payment: small, amount: 19900 }),
-    );
+    const small = await buyLifetime(sql, other);
     await applyEvent(sql, refundTotal(small, 1));
     await distribute(sql, at(32 * DAY));
     assert.deepEqual(await grantsOf(sql, other, "lifetime_monthly"), [1000]);
@@ -298,7 +281,7 @@ Deno.test("plan flapping within a period never grants more than the richest plan
           }
           const label = order.map((i) => events[i].name).join(", ");
           assert.equal(await periodCredits(sql, user), 5000, label);
-          assert.equal(await balance(sql, user), 5000, label);
+          assert.equal(await balanceOf(sql, user), 5000, label);
           const [row] = await sql`select plan_id, status from billing.subscriptions
                                    where user_id = ${user}`;
           assert.deepEqual({ ...row }, { plan_id: "pro", status: "active" }, label);
@@ -325,7 +308,7 @@ Deno.test("plan flapping within a period never grants more than the richest plan
             ),
           );
           assert.equal(await periodCredits(sql, user), 5000);
-          assert.equal(await balance(sql, user), 5000);
+          assert.equal(await balanceOf(sql, user), 5000);
           await assertBooksAgree(sql, user);
         }
       });
@@ -385,10 +368,53 @@ Deno.test("plan flapping within a period never grants more than the richest plan
       const [basicPaid, toMax, maxPaid] = periodEvents("stripe", user);
       await applyEvent(sql, basicPaid.neutral);
       await applyEvent(sql, toMax.neutral);
-      assert.equal(await balance(sql, user), 100);
+      assert.equal(await balanceOf(sql, user), 100);
       await applyEvent(sql, maxPaid.neutral);
       await applyEvent(sql, maxPaid.neutral, { id: ref("evt") }); // redelivered
-      assert.equal(await balance(sql, user), 5000);
+      assert.equal(await balanceOf(sql, user), 5000);
     });
   });
+});
+
+Deno.test("Stripe: how an invoice names the plan and the period it pays", () => {
+  const start = at(-DAY);
+  const end = at(29 * DAY);
+  const next = at(59 * DAY);
+  const neutral = (invoice: Record<string, unknown>) =>
+    normalizeStripeEvent(stripeEvent("invoice.paid", invoice)).event as Json;
+  // A change invoiced at once: the charge line names the new plan, the credit line the old one.
+  const upgrade = neutral(stripeInvoice({
+    subscription: "sub_x",
+    priceId: "price_max_monthly",
+    periodStart: start,
+    periodEnd: end,
+    amountPaid: 4800,
+    proration: { fromPriceId: "price_basic_monthly", changedAt: at(0) },
+  }));
+  assert.deepEqual(
+    [upgrade.priceId, upgrade.fromPriceId, upgrade.paysUpgrade, upgrade.grantsPeriod],
+    ["price_max_monthly", "price_basic_monthly", true, false],
+  );
+  assert.deepEqual([upgrade.periodStart, upgrade.periodEnd], [at(0), end]);
+  // A renewal that carries an earlier change's prorations first pays the new period.
+  const renewal = stripeInvoice({
+    subscription: "sub_x",
+    priceId: "price_pro_monthly",
+    periodStart: end,
+    periodEnd: next,
+    billingReason: "subscription_cycle",
+  }) as { lines: { data: unknown[] } };
+  const proration = stripeInvoice({
+    subscription: "sub_x",
+    priceId: "price_max_monthly",
+    periodStart: start,
+    periodEnd: end,
+    proration: { fromPriceId: "price_basic_monthly", changedAt: at(0) },
+  }) as { lines: { data: unknown[] } };
+  renewal.lines.data = [...proration.lines.data, ...renewal.lines.data];
+  const paid = neutral(renewal);
+  assert.deepEqual(
+    [paid.priceId, paid.periodStart, paid.periodEnd, paid.grantsPeriod, paid.paysUpgrade],
+    ["price_pro_monthly", end, next, true, false],
+  );
 });

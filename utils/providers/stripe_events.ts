@@ -175,8 +175,14 @@ function invoicePaid(event: StripeEnvelope): BillingEvent {
   // subscription_update: a credit line for the unused time on the old price (negative amount)
   // and a charge line for the rest of the period on the new one, both from the change to the
   // period's end. The charge names the plan paid for; the credit the plan left.
+  // Any other invoice pays the period its latest line ends with: a renewal that also carries an
+  // earlier change's prorations (proration_behavior create_prorations) lists those first.
   const isUpdate = reason === "subscription_update";
-  const line = (isUpdate ? priced.find((l) => (l.amount ?? 0) > 0) : undefined) ?? priced[0] ??
+  const latest = priced.reduce<typeof priced[number] | undefined>(
+    (best, l) => (best && best.period.end >= l.period.end ? best : l),
+    undefined,
+  );
+  const line = (isUpdate ? priced.find((l) => (l.amount ?? 0) > 0) : latest) ?? priced[0] ??
     invoice.lines.data[0];
   const priceId = priceOf(line);
   if (!priceId) throw invalidEvent("stripe", "data.object.lines: no line names a price");
