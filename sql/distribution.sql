@@ -42,8 +42,9 @@ as $$ select 12 $$;
 --                     a paid year (trialCredits cover it), nor is a past-due one until it is paid
 --                     (then the started slots catch up). A slot is worth the monthlyCredits
 --                     of the richest plan paid for in the year: the year's payment's, or one
---                     whose upgrade payment granted (billing.upgrade_key); the row's plan only
---                     when no payment of the year is recorded. After refunds totalling R of
+--                     whose upgrade payment (grant key billing.upgrade_key) is neither disputed
+--                     nor refunded in full; the row's plan only when no payment of the year is
+--                     recorded. After refunds totalling R of
 --                     the year's payment P (the payment whose grant key is
 --                     credits.yearly_period_key), a slot adds round(monthlyCredits × (P − R) ÷
 --                     P), nothing when that is 0; a disputed year, or one refunded in full,
@@ -86,8 +87,10 @@ as $$
       where (p.id is null and x.id = s.plan_id)
          or x.id = (select pr.plan_id from billing.prices pr where pr.price_id = p.price_id)
          or (p.id is not null and exists (
-               select from credits.grants g
-                where g.source_key = billing.upgrade_key(s.id, s.current_period_start, x.id)))
+               select from billing.payments u
+                where u.user_id = s.user_id
+                  and u.grant_key = billing.upgrade_key(s.id, s.current_period_start, x.id)
+                  and u.disputed_at is null and u.refunded_amount < u.amount))
       order by x.monthly_credits desc
       limit 1
    ) pl

@@ -345,6 +345,7 @@ Deno.test("plan flapping within a period never grants more than the richest plan
       await distribute(sql, at(32 * DAY));
       assert.deepEqual(await grantsOf(sql, user, "subscription_monthly"), [1000, 1000]);
       // Its payment: the difference once, and max from the next slot on.
+      const upgradePayment = ref("in");
       await applyEvent(
         sql,
         upgradePaid({
@@ -354,12 +355,22 @@ Deno.test("plan flapping within a period never grants more than the richest plan
           fromPriceId: "price_pro_yearly",
           changedAt: at(40 * DAY),
           end,
-          payment: ref("in"),
+          payment: upgradePayment,
         }),
       );
       assert.deepEqual(await grantsOf(sql, user, "upgrade"), [4000]);
       await distribute(sql, at(63 * DAY));
       assert.deepEqual(await grantsOf(sql, user, "subscription_monthly"), [1000, 1000, 5000]);
+      // The upgrade's payment disputed: it takes the upgrade back, and the slots are pro again.
+      await applyEvent(sql, dispute(upgradePayment));
+      await distribute(sql, at(94 * DAY));
+      assert.deepEqual(await grantsOf(sql, user, "upgrade"), [0]);
+      assert.deepEqual(await grantsOf(sql, user, "subscription_monthly"), [
+        1000,
+        1000,
+        5000,
+        1000,
+      ]);
       await assertBooksAgree(sql, user);
     });
 
