@@ -316,7 +316,7 @@ begin
   else
     v_payment_id := billing._record_payment(p_provider, v_user, p_event, v_price.price_id,
                                             'lifetime', null, null, null);
-    -- Slot 0 only while the purchase stands: a checkout redelivered after a full refund or a
+    -- Slot 0 only while the purchase stands: a checkout redelivered after any refund or a
     -- dispute grants nothing.
     perform credits.grant_once(v_user, v_price.monthly_credits, 'lifetime_monthly',
                                credits.lifetime_slot_key(v_payment_id, 0),
@@ -341,12 +341,66 @@ begin
 end
 $$;
 
--- period_paid: records the subscription (advancing its period when this one is newer) and the
---   payment; grants the period: a monthly price's monthlyCredits keyed by (subscription, period
---   start), a yearly price's slot 0 keyed like the daily job's slots. Only when the event says
---   the invoice pays a period (grantsPeriod: a first or renewal invoice with money paid). When
---   the row already holds a richer plan for this period (an upgrade reported first), also the
---   upgrade difference, keyed as subscription_changed keys it.
+-- billing._period_grants(p_user_id, p_subscription_id, p_period_start, p_base_key)
+-- Returns what a subscription's period has granted so far, by key lookups only (one probe of the
+-- grants' unique source key per plan, no scan): granted, the credits of the period grant
+-- (p_base_key: the monthly period's key, or a yearly period's slot 0) and of its upgrade grants
+-- (billing.upgrade_key per plan) together; base, the period grant's credits (null when not made
+-- yet); richest, the most monthlyCredits of a plan paid for in the period as far as its grants
+-- show (the period grant's credits, the plans of its upgrade grants).
+-- plpgsql so that its plan is kept for the session. Reads only.
+create function billing._period_grants(p_user_id uuid, p_subscription_id bigint,
+                                       p_period_start timestamptz, p_base_key text,
+                                       out granted bigint, out base bigint, out richest bigint)
+language plpgsql stable
+as $$
+begin
+  select coalesce(sum(g.amount), 0), max(g.amount) filter (where k.plan_id is null),
+         coalesce(max(coalesce(k.credits, g.amount)), 0)
+    into granted, base, richest
+    from (select null::text as plan_id, null::bigint as credits, p_base_key as source_key
+          union all
+          select pl.id, pl.monthly_credits,
+                 billing.upgrade_key(p_subscription_id, p_period_start, pl.id)
+            from billing.plans pl
+           where pl.kind = 'subscription') k
+    join credits.grants g on g.source_key = k.source_key
+   where g.user_id = p_user_id;
+end
+$$;
+
+-- period_paid: a subscription payment. Two sorts:
+--   * a period's invoice (grantsPeriod: a first or renewal invoice with money paid): records the
+--     subscription (advancing its period when this one is newer) and the payment, and grants the
+--     period: a monthly price's monthlyCredits keyed by (subscription, period start), a yearly
+--     price's slot 0 keyed like the daily job's slots (the daily job makes slots 1-11);
+--   * an upgrade's payment, the prorated charge of a move to another plan within the period.
+--     Recognised by paysUpgrade (Stripe: an invoice with billing_reason subscription_update, its
+--     price the charged proration line's and fromPriceId the credited one's; Creem: a
+--     subscription.paid whose transaction starts after the period does), or, for an event
+--     without it, by its period already holding a period grant of other credits than its plan's
+--     (Creem may report an upgrade's charge as one more subscription.paid of the period). It
+--     touches neither the subscription's plan (subscription_changed keeps that) nor its period:
+--     it belongs to the recorded period that contains periodStart (Stripe: the moment of the
+--     change), and fails (BL001) while no such period is recorded: it is retried when an event
+--     of the subscription is applied. An upgrade payment reported after its subscription moved
+--     to a later period stays failed for an admin.
+--   Credits, within one (subscription, period): the period's subscription grants never add up to
+--   more than the richest plan paid for in it (contract section 4). An upgrade to plan X from
+--   plan O grants least(X − O, richest − granted), where granted counts the period grant as O
+--   when the period's invoice has not been applied yet (it will grant O when it comes, so an
+--   upgrade reported first ends as in order); O is fromPriceId's plan, else the period grant's
+--   credits, else 0. The period's invoice grants least(B, richest − granted) for its plan B (B
+--   unless upgrades were granted first without knowing O). A downgrade's payment (X ≤ O) grants
+--   nothing: the next period's invoice pays the new plan.
+-- Keys: billing.period_key or credits.yearly_slot_key(…, 0); an upgrade's
+--   billing.upgrade_key(subscription, period start, X), also the upgrade payment's grant key (a
+--   refund of it takes from that grant). Payments: billing._record_payment.
+-- Errors: BL001 for no matching user, a price that is not a subscription price, an empty
+--   period, an upgrade payment whose period is not recorded.
+-- Locks: the subscription's reference lock (billing._run), the subscription row when the
+--   invoice's upsert writes it, then through credits.grant_once the batch lock (shared) and the
+--   user's balance row.
 create function billing._apply_period_paid(p_provider text, p_event jsonb, p_now timestamptz)
 returns uuid
 language plpgsql
@@ -357,63 +411,106 @@ declare
   v_sub record;
   v_start timestamptz := (p_event ->> 'periodStart')::timestamptz;
   v_end timestamptz := (p_event ->> 'periodEnd')::timestamptz;
+  v_upgrade boolean := coalesce((p_event ->> 'paysUpgrade')::boolean, false);
+  v_from_price text := p_event ->> 'fromPriceId';
+  v_interval text;
   v_grants boolean;
+  v_base_key text;
   v_grant_key text;
+  v_level record;
+  v_from_credits bigint;
+  v_amount bigint;
 begin
   select * into v_price from billing._price(p_provider, p_event ->> 'priceId', true);
   if v_end <= v_start then
     perform billing.raise_failure('the paid period ends before it starts');
   end if;
 
-  insert into billing.subscriptions as s (user_id, provider, provider_ref, plan_id, price_id,
-                                          interval, status, current_period_start,
-                                          current_period_end)
-  values (v_user, p_provider, p_event ->> 'subscriptionRef', v_price.plan_id, v_price.price_id,
-          v_price.price_interval, 'active', v_start, v_end)
-  on conflict (provider, provider_ref) do update
-     set plan_id = excluded.plan_id, price_id = excluded.price_id, interval = excluded.interval,
-         status = 'active', current_period_start = excluded.current_period_start,
-         current_period_end = excluded.current_period_end, updated_at = now()
-   where s.current_period_start < excluded.current_period_start
-  returning s.id, s.user_id, s.plan_id, s.status, s.current_period_start into v_sub;
-  if v_sub.id is null then
-    -- The row exists with this period or a newer one: it stays as it is.
-    select s.id, s.user_id, s.plan_id, s.status, s.current_period_start into v_sub
+  if v_upgrade then
+    select s.id, s.user_id, s.plan_id, s.status, s.current_period_start, s.interval into v_sub
       from billing.subscriptions s
-     where s.provider = p_provider and s.provider_ref = p_event ->> 'subscriptionRef';
+     where s.provider = p_provider and s.provider_ref = p_event ->> 'subscriptionRef'
+       and s.current_period_start <= v_start and v_start < s.current_period_end;
+    if not found then
+      perform billing.raise_failure(format(
+        'upgrade payment %s: no recorded period of subscription %s contains %s (yet)',
+        p_event ->> 'paymentRef', p_event ->> 'subscriptionRef', p_event ->> 'periodStart'));
+    end if;
+    v_start := v_sub.current_period_start;
+  else
+    insert into billing.subscriptions as s (user_id, provider, provider_ref, plan_id, price_id,
+                                            interval, status, current_period_start,
+                                            current_period_end)
+    values (v_user, p_provider, p_event ->> 'subscriptionRef', v_price.plan_id, v_price.price_id,
+            v_price.price_interval, 'active', v_start, v_end)
+    on conflict (provider, provider_ref) do update
+       set plan_id = excluded.plan_id, price_id = excluded.price_id, interval = excluded.interval,
+           status = 'active', current_period_start = excluded.current_period_start,
+           current_period_end = excluded.current_period_end, updated_at = now()
+     where s.current_period_start < excluded.current_period_start
+    returning s.id, s.user_id, s.plan_id, s.status, s.current_period_start, s.interval into v_sub;
+    if v_sub.id is null then
+      -- The row exists with this period or a newer one: it stays as it is.
+      select s.id, s.user_id, s.plan_id, s.status, s.current_period_start, s.interval into v_sub
+        from billing.subscriptions s
+       where s.provider = p_provider and s.provider_ref = p_event ->> 'subscriptionRef';
+    end if;
   end if;
 
-  v_grants := (p_event ->> 'grantsPeriod')::boolean and v_price.monthly_credits > 0;
-  -- The key the period's grants live under: a monthly period's own key, or the prefix of a
-  -- yearly period's month slots (the daily job adds the later slots under it).
+  -- The key of the period grant: a monthly period's own key, or a yearly period's slot 0. An
+  -- upgrade's period has the subscription's interval (it may be paid at another price).
+  v_interval := case when v_upgrade then v_sub.interval else v_price.price_interval end;
+  v_base_key := case when v_interval = 'month' then billing.period_key(v_sub.id, v_start)
+                     else credits.yearly_slot_key(v_sub.id, v_start, 0) end;
+  select * into v_level from billing._period_grants(v_sub.user_id, v_sub.id, v_start, v_base_key);
+  -- A period already granted on a plan with other credits: this payment is its upgrade's.
+  v_upgrade := v_upgrade or ((p_event ->> 'grantsPeriod')::boolean
+                             and v_level.base is distinct from v_price.monthly_credits
+                             and v_level.base is not null);
+
+  v_grants := v_price.monthly_credits > 0 and case
+    when v_upgrade then coalesce((p_event ->> 'amount')::bigint, 0) > 0
+    else (p_event ->> 'grantsPeriod')::boolean end;
+  -- The key the payment's grants live under: the upgrade's grant, a monthly period's grant, or
+  -- the prefix of a yearly period's month slots (the daily job adds the later slots under it).
   v_grant_key := case when not v_grants then null
-                      when v_price.price_interval = 'month' then billing.period_key(v_sub.id, v_start)
-                      else 'subscription_monthly:' || v_sub.id || ':' || billing.iso_utc(v_start)
+                      when v_upgrade then billing.upgrade_key(v_sub.id, v_start, v_price.plan_id)
+                      when v_interval = 'month' then v_base_key
+                      else credits.yearly_period_key(v_sub.id, v_start)
                  end;
   perform billing._record_payment(p_provider, v_sub.user_id, p_event, v_price.price_id,
                                   'subscription', v_sub.id, v_start, v_grant_key);
   if not v_grants then
     return v_sub.user_id;
   end if;
-  perform credits.grant_once(
-            v_sub.user_id, v_price.monthly_credits,
-            case when v_price.price_interval = 'month' then 'subscription_period'
-                 else 'subscription_monthly' end,
-            case when v_price.price_interval = 'month' then v_grant_key
-                 else credits.yearly_slot_key(v_sub.id, v_start, 0) end,
-            billing._expiry(p_now, v_price.plan_expire_days),
-            case when v_price.price_interval = 'month' then 'Subscription credits'
-                 else 'Yearly plan monthly credits' end);
-  -- An upgrade within this period that arrived before this invoice left the row on the richer
-  -- plan: the same difference, under the same key, as when the upgrade comes after the invoice.
-  if v_sub.plan_id <> v_price.plan_id and v_sub.status = 'active'
-     and v_sub.current_period_start = v_start then
-    perform credits.grant_once(v_sub.user_id, pl.monthly_credits - v_price.monthly_credits,
-                               'upgrade', billing.upgrade_key(v_sub.id, v_start, pl.id),
-                               billing._expiry(p_now, pl.credits_expire_days),
-                               'Plan upgrade to ' || pl.id)
-       from billing.plans pl
-      where pl.id = v_sub.plan_id and pl.monthly_credits > v_price.monthly_credits;
+
+  if v_upgrade then
+    select pl.monthly_credits into v_from_credits
+      from billing.prices pr join billing.plans pl on pl.id = pr.plan_id
+     where pr.price_id = v_from_price;
+    v_from_credits := coalesce(v_from_credits, v_level.base, 0);
+    v_amount := least(v_price.monthly_credits - v_from_credits,
+                      greatest(v_price.monthly_credits, v_level.richest) - v_level.granted
+                      - case when v_level.base is null then v_from_credits else 0 end);
+    if v_amount > 0 then
+      perform credits.grant_once(v_sub.user_id, v_amount, 'upgrade', v_grant_key,
+                                 billing._expiry(p_now, v_price.plan_expire_days),
+                                 'Plan upgrade to ' || v_price.plan_id);
+    end if;
+    return v_sub.user_id;
+  end if;
+  v_amount := case when v_level.base is not null then 0
+                   else least(v_price.monthly_credits,
+                              greatest(v_price.monthly_credits, v_level.richest) - v_level.granted)
+              end;
+  if v_amount > 0 then
+    perform credits.grant_once(
+              v_sub.user_id, v_amount,
+              case when v_interval = 'month' then 'subscription_period'
+                   else 'subscription_monthly' end,
+              v_base_key, billing._expiry(p_now, v_price.plan_expire_days),
+              case when v_interval = 'month' then 'Subscription credits'
+                   else 'Yearly plan monthly credits' end);
   end if;
   return v_sub.user_id;
 end
@@ -422,9 +519,8 @@ $$;
 -- subscription_changed: Tally's copy of the subscription. An event applies only when it is not
 --   older than what the row holds: (period start, event time) compared as a pair, so a late
 --   event about an earlier period or an earlier moment changes nothing. Grants trialCredits once
---   per subscription when it is trialing, and the difference of monthlyCredits once per
---   (subscription, period, plan) when an active subscription moves to a plan with more credits
---   within a period (a downgrade only changes the plan: the next period's invoice pays less).
+--   per subscription when it is trialing. A move to another plan only changes the plan: an
+--   upgrade's credits come with its payment (period_paid), a downgrade's next invoice pays less.
 create function billing._apply_subscription_changed(p_provider text, p_event jsonb,
                                                     p_now timestamptz)
 returns uuid
@@ -439,7 +535,6 @@ declare
   v_end timestamptz := (p_event ->> 'periodEnd')::timestamptz;
   v_at timestamptz := (p_event ->> 'occurredAt')::timestamptz;
   v_status text := p_event ->> 'status';
-  v_old_credits bigint;
 begin
   select * into v_price from billing._price(p_provider, p_event ->> 'priceId', true);
   if v_end <= v_start then
@@ -470,15 +565,6 @@ begin
              canceled_at = (p_event ->> 'canceledAt')::timestamptz, last_event_at = v_at,
              updated_at = now()
        where id = v_old.id and user_id = v_old.user_id;
-      select pl.monthly_credits into v_old_credits from billing.plans pl where pl.id = v_old.plan_id;
-      if v_old.plan_id <> v_price.plan_id and v_status = 'active'
-         and v_start = v_old.current_period_start
-         and v_price.monthly_credits > coalesce(v_old_credits, 0) then
-        perform credits.grant_once(v_user, v_price.monthly_credits - coalesce(v_old_credits, 0),
-                                   'upgrade', billing.upgrade_key(v_sub_id, v_start, v_price.plan_id),
-                                   billing._expiry(p_now, v_price.plan_expire_days),
-                                   'Plan upgrade to ' || v_price.plan_id);
-      end if;
     end if;
   end if;
 
@@ -593,8 +679,10 @@ $$;
 -- Returns, per grant of a payment, what a refunded total of p_refunded out of p_paid still has to
 --   take from it: its share of round(G × R ÷ P), G the credits of all the payment's grants,
 --   apportioned by largest remainder (so the shares add up to the rounded total, where rounding
---   each month slot alone would not), minus what refunds already took from that grant. Slots
---   the daily job made after an earlier partial refund catch up on its share here.
+--   each month slot alone would not), minus what refunds already took from that grant. G counts
+--   each grant at its amount (a month slot's worth): a yearly slot the daily job made after an
+--   earlier partial refund carries that refund's share as a refund entry already
+--   (credits.due_monthly_grants), so only the further share is taken here.
 -- Inputs: the caller holds the user's balance row (no refund of the user runs meanwhile).
 -- Reads only.
 create function billing._refund_shares(p_user_id uuid, p_grant_key text, p_refunded bigint,
@@ -623,7 +711,9 @@ $$;
 -- refund: the payment's refunded total becomes R (refundedTotal, the provider's cumulative
 --   figure, or the previous total + amount), capped at the payment; the payment's grants lose
 --   round(G × R ÷ P) in all, less what earlier refunds took (billing._refund_shares), each at
---   most what it has left. A payment refunded in full ends a lifetime purchase.
+--   most what it has left. Any refund ends a lifetime purchase (its later slots, its plan);
+--   the year's later slots then shrink to round(monthlyCredits × (P − R) ÷ P), and end when
+--   R = P (credits.due_monthly_grants).
 -- Idempotency: a cumulative figure never lowers R (a late, older figure changes nothing); a
 --   refund reported by its own amount counts once per (provider, refundRef) in billing.refunds.
 create function billing._apply_refund(p_provider text, p_event jsonb, p_now timestamptz)
@@ -668,8 +758,8 @@ begin
 end
 $$;
 
--- dispute: marks the payment disputed (which ends a lifetime purchase) and takes every unspent
---   credit of its grants, once per dispute.
+-- dispute: marks the payment disputed (which ends a lifetime purchase and a yearly payment's
+--   later slots) and takes every unspent credit of its grants, once per dispute.
 create function billing._apply_dispute(p_provider text, p_event jsonb, p_now timestamptz)
 returns uuid
 language plpgsql

@@ -8,13 +8,20 @@ create function credits.free_monthly_key(p_user_id uuid, p_at timestamptz) retur
 language sql stable parallel safe
 as $$ select 'free_monthly:' || p_user_id || ':' || to_char(p_at at time zone 'UTC', 'YYYY-MM') $$;
 
-create function credits.yearly_slot_key(p_subscription_id bigint, p_period_start timestamptz,
-                                        p_slot integer) returns text
+-- The prefix of a yearly period's slot keys: the grant key of the year's payment
+-- (billing.payments.grant_key), under which refunds and disputes find all its slots.
+create function credits.yearly_period_key(p_subscription_id bigint, p_period_start timestamptz)
+returns text
 language sql stable parallel safe
 as $$
   select 'subscription_monthly:' || p_subscription_id || ':'
-         || to_char(p_period_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || ':' || p_slot
+         || to_char(p_period_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
 $$;
+
+create function credits.yearly_slot_key(p_subscription_id bigint, p_period_start timestamptz,
+                                        p_slot integer) returns text
+language sql stable parallel safe
+as $$ select credits.yearly_period_key(p_subscription_id, p_period_start) || ':' || p_slot $$;
 
 create function credits.lifetime_slot_key(p_payment_id bigint, p_slot integer) returns text
 language sql stable parallel safe
@@ -33,39 +40,78 @@ as $$ select 12 $$;
 --                     the period start, UTC) for every slot that has started within the paid
 --                     period; only while the subscription is 'active': a trialing period is not
 --                     a paid year (trialCredits cover it), nor is a past-due one until it is paid
---                     (then the started slots catch up);
+--                     (then the started slots catch up). A slot is worth the monthlyCredits
+--                     of the richest plan paid for in the year: the year's payment's, or one
+--                     whose upgrade payment (grant key billing.upgrade_key) is neither disputed
+--                     nor refunded in full; the row's plan only when no payment of the year is
+--                     recorded. After refunds totalling R of
+--                     the year's payment P (the payment whose grant key is
+--                     credits.yearly_period_key), a slot adds round(monthlyCredits × (P − R) ÷
+--                     P), nothing when that is 0; a disputed year, or one refunded in full,
+--                     adds no slot;
 --   lifetime_monthly  a lifetime purchase's slot k (k months after the purchase) for the slots
---                     that have started, the last lifetime_catch_up_slots() of them.
+--                     that have started, the last lifetime_catch_up_slots() of them, while the
+--                     purchase is neither refunded (in part or in full) nor disputed.
+-- amount is what the grant adds to the balance; worth is the slot's monthlyCredits, and when a
+-- refund of the year's payment made amount smaller, reference names that refund (the key
+-- billing._apply_refund gives its ledger entries): the slot is then a grant of worth with the
+-- refund's share taken at once, so that a later refund of the year takes only the further share.
 -- Credits come from the plans tables; expiry is p_now + the plan's creditsExpireInDays.
 -- Reads only.
 create function credits.due_monthly_grants(p_now timestamptz)
-returns table (user_id uuid, kind text, amount bigint, expires_at timestamptz, source_key text)
+returns table (user_id uuid, kind text, amount bigint, expires_at timestamptz, source_key text,
+               worth bigint, reference text)
 language sql stable
 as $$
   select b.user_id, 'free_monthly', f.monthly_credits,
          credits.add_days_utc(p_now, f.credits_expire_days),
-         credits.free_monthly_key(b.user_id, p_now)
+         credits.free_monthly_key(b.user_id, p_now), f.monthly_credits, null::text
     from credits.balances b
    cross join billing.plans f
    where f.kind = 'free' and f.active and f.monthly_credits > 0
      and not exists (select 1 from billing.paid_plans(p_now) pp where pp.user_id = b.user_id)
   union all
-  select s.user_id, 'subscription_monthly', pl.monthly_credits,
+  select s.user_id, 'subscription_monthly', y.amount,
          credits.add_days_utc(p_now, pl.credits_expire_days),
-         credits.yearly_slot_key(s.id, s.current_period_start, k.slot)
+         credits.yearly_slot_key(s.id, s.current_period_start, k.slot), pl.monthly_credits,
+         case when y.amount < pl.monthly_credits
+              then 'refund:' || p.id || ':' || p.refunded_amount end
     from billing.subscriptions s
-    join billing.plans pl on pl.id = s.plan_id
+    left join billing.payments p
+      on p.user_id = s.user_id and p.subscription_id = s.id and p.kind = 'subscription'
+     and p.period_start = s.current_period_start
+     and p.grant_key = credits.yearly_period_key(s.id, s.current_period_start)
+   cross join lateral (
+     select x.monthly_credits, x.credits_expire_days
+       from billing.plans x
+      where (p.id is null and x.id = s.plan_id)
+         or x.id = (select pr.plan_id from billing.prices pr where pr.price_id = p.price_id)
+         or (p.id is not null and exists (
+               select from billing.payments u
+                where u.user_id = s.user_id
+                  and u.grant_key = billing.upgrade_key(s.id, s.current_period_start, x.id)
+                  and u.disputed_at is null and u.refunded_amount < u.amount))
+      order by x.monthly_credits desc
+      limit 1
+   ) pl
+   cross join lateral (
+     select case when p.refunded_amount > 0
+                 then round(pl.monthly_credits::numeric * (p.amount - p.refunded_amount)
+                            / p.amount)::bigint
+                 else pl.monthly_credits end as amount
+   ) y
    cross join lateral generate_series(
            0, least(11, credits.months_between_utc(s.current_period_start, p_now))) as k (slot)
    where s.interval = 'year' and s.status = 'active'
      and s.current_period_start <= p_now and s.current_period_end > p_now
-     and pl.monthly_credits > 0
+     and y.amount > 0 and p.disputed_at is null
+     and (p.id is null or p.refunded_amount < p.amount)
      and credits.add_months_utc(s.current_period_start, k.slot) <= p_now
      and credits.add_months_utc(s.current_period_start, k.slot) < s.current_period_end
   union all
   select p.user_id, 'lifetime_monthly', pl.monthly_credits,
          credits.add_days_utc(p_now, pl.credits_expire_days),
-         credits.lifetime_slot_key(p.id, k.slot)
+         credits.lifetime_slot_key(p.id, k.slot), pl.monthly_credits, null::text
     from billing.payments p
     join billing.prices pr on pr.price_id = p.price_id
     join billing.plans pl on pl.id = pr.plan_id
@@ -73,7 +119,7 @@ as $$
            greatest(0, credits.months_between_utc(p.paid_at, p_now)
                        - credits.lifetime_catch_up_slots() + 1),
            credits.months_between_utc(p.paid_at, p_now)) as k (slot)
-   where p.kind = 'lifetime' and p.refunded_at is null and p.disputed_at is null
+   where p.kind = 'lifetime' and p.refunded_amount = 0 and p.disputed_at is null
      and p.paid_at <= p_now and pl.monthly_credits > 0
      and credits.add_months_utc(p.paid_at, k.slot) <= p_now
 $$;
@@ -81,7 +127,9 @@ $$;
 -- credits.distribute_monthly(p_now)
 -- Effects: makes every grant of due_monthly_grants(p_now) that has not been made yet: inserts the
 --   grants, raises each user's balance once by their sum, and appends one ledger entry per grant
---   (balance_after running in grant id order). Set-based: three statements for all users.
+--   (balance_after running in grant id order), plus, for a slot of a partly refunded year, the
+--   refund entry of the share it gives up at once (see due_monthly_grants). Set-based: three
+--   statements for all users.
 -- Returns: how many grants it made. Idempotency key: each grant's source key (a repeated or
 --   concurrent run finds them taken and makes nothing).
 -- Locks: the batch advisory lock, then (by the insert) the new grants, then (by one update) the
@@ -110,7 +158,8 @@ begin
     drop table pg_temp.distribution_due; -- a second run in one transaction
   end if;
   create temp table distribution_due on commit drop as
-  select d.user_id, nextval(v_ids) as id, d.kind, d.amount, d.expires_at, d.source_key
+  select d.user_id, nextval(v_ids) as id, d.kind, d.amount, d.expires_at, d.source_key, d.worth,
+         d.reference
     from credits.due_monthly_grants(p_now) d
    where not exists (select from credits.grants g where g.source_key = d.source_key);
   get diagnostics v_count = row_count;
@@ -121,7 +170,7 @@ begin
 
   insert into credits.grants (user_id, id, kind, amount, remaining, expires_at, source_key)
   overriding system value
-  select user_id, id, kind, amount, amount, expires_at, source_key
+  select user_id, id, kind, worth, amount, expires_at, source_key
     from pg_temp.distribution_due
    order by user_id, id;
 
@@ -133,13 +182,27 @@ begin
       from per_user p
      where b.user_id = p.user_id
     returning b.user_id, b.balance - p.total as balance_before
+  ), entries as (
+    -- One entry per grant, of its worth; a slot of a partly refunded year also gets the
+    -- refund's entry for the share taken at once (step 1, right after its grant).
+    select d.user_id, d.id, 0 as step, d.kind::text as kind, d.worth as amount,
+           null::text as description, null::text as reference
+      from pg_temp.distribution_due d
+    union all
+    select d.user_id, d.id, 1, 'refund', d.amount - d.worth, credits.kind_label('refund'),
+           d.reference
+      from pg_temp.distribution_due d
+     where d.worth > d.amount
   )
-  insert into credits.ledger (user_id, kind, amount, balance_after, created_at, grant_id)
-  select d.user_id, d.kind, d.amount,
-         b.balance_before + sum(d.amount) over (partition by d.user_id order by d.id), p_now, d.id
-    from pg_temp.distribution_due d
-    join balance b on b.user_id = d.user_id
-   order by d.user_id, d.id;
+  insert into credits.ledger (user_id, kind, amount, balance_after, created_at, grant_id,
+                              description, reference)
+  select e.user_id, e.kind, e.amount,
+         b.balance_before
+           + sum(e.amount) over (partition by e.user_id order by e.id, e.step), p_now, e.id,
+         e.description, e.reference
+    from entries e
+    join balance b on b.user_id = e.user_id
+   order by e.user_id, e.id, e.step;
   return v_count;
 end
 $$;

@@ -4,7 +4,7 @@
 -- billing.paid_plans(p_now)
 -- Returns one row per paid entitlement in force at p_now: an active, trialing or past-due
 -- subscription whose current period has not ended, or a lifetime purchase that has been neither
--- refunded nor disputed. A user may have several; paid_plan_of() picks one for display.
+-- refunded (in part or in full) nor disputed. A user may have several; paid_plan_of() picks one for display.
 -- Reads only. SQL so that the planner inlines it into the set-based callers.
 create function billing.paid_plans(p_now timestamptz)
 returns table (user_id uuid, plan_id text, source text, source_id bigint, renews_at timestamptz,
@@ -20,7 +20,7 @@ as $$
   select p.user_id, pr.plan_id, 'lifetime', p.id, null, 'active'
     from billing.payments p
     join billing.prices pr on pr.price_id = p.price_id
-   where p.kind = 'lifetime' and p.refunded_at is null and p.disputed_at is null
+   where p.kind = 'lifetime' and p.refunded_amount = 0 and p.disputed_at is null
      and p.paid_at <= p_now
 $$;
 

@@ -8,34 +8,27 @@ import {
   applyEvent,
   assertBooksAgree,
   at,
+  balanceOf,
+  buyLifetime,
   checkoutPaid,
   DAY,
   dispute,
   type Json,
   periodPaid,
+  planOf,
   ref,
   refundAmount,
   refundTotal,
   subscriptionChanged,
+  upgradePaid,
   who,
 } from "./helpers/neutral_events.ts";
-
-async function balance(sql: Sql, user: string, now = at(0)): Promise<number> {
-  const [row] = await sql<{ b: number }[]>`select credits.balance(${user}, ${now})::int as b`;
-  return row.b;
-}
 
 async function removed(sql: Sql, user: string, kind: "refund" | "dispute"): Promise<number> {
   const [row] = await sql<{ n: number }[]>`
     select coalesce(-sum(amount), 0)::int as n from credits.ledger
      where user_id = ${user} and kind = ${kind}`;
   return row.n;
-}
-
-async function planOf(sql: Sql, user: string, now = at(0)): Promise<string> {
-  const [row] = await sql<{ plan_id: string }[]>`
-    select plan_id from billing.plan_of(${user}, ${now}::timestamptz)`;
-  return row.plan_id;
 }
 
 async function kinds(sql: Sql, user: string): Promise<[string, number][]> {
@@ -71,16 +64,16 @@ Deno.test("refunds of a package remove round(G × R ÷ P) in all, never twice", 
         checkoutPaid({ user, priceId: "price_pkg_standard", payment, amount: 1490 }),
       );
       assert.equal(result, "processed");
-      assert.equal(await balance(sql, user), 200);
+      assert.equal(await balanceOf(sql, user), 200);
       return { user, payment };
     };
 
     await t.step("745 of 1490 removes 100; the rest of the refund the other 100", async () => {
       const { user, payment } = await buy();
       assert.equal(await applyEvent(sql, refundTotal(payment, 745)), "processed");
-      assert.equal(await balance(sql, user), 100);
+      assert.equal(await balanceOf(sql, user), 100);
       assert.equal(await applyEvent(sql, refundTotal(payment, 1490)), "processed");
-      assert.equal(await balance(sql, user), 0);
+      assert.equal(await balanceOf(sql, user), 0);
       assert.equal(await removed(sql, user, "refund"), 200);
       await assertBooksAgree(sql, user);
     });
@@ -89,12 +82,12 @@ Deno.test("refunds of a package remove round(G × R ÷ P) in all, never twice", 
       const { user, payment } = await buy();
       await applyEvent(sql, refundTotal(payment, 745));
       await applyEvent(sql, refundTotal(payment, 745)); // redelivered under another event ID
-      assert.equal(await balance(sql, user), 100);
+      assert.equal(await balanceOf(sql, user), 100);
       const { user: other, payment: otherPayment } = await buy();
       await applyEvent(sql, refundTotal(otherPayment, 1490)); // the newer figure first
       await applyEvent(sql, refundTotal(otherPayment, 745)); // the older one late
       await applyEvent(sql, refundTotal(otherPayment, 1490));
-      assert.equal(await balance(sql, other), 0);
+      assert.equal(await balanceOf(sql, other), 0);
       assert.equal(await removed(sql, other, "refund"), 200);
       await assertBooksAgree(sql, user);
       await assertBooksAgree(sql, other);
@@ -109,13 +102,13 @@ Deno.test("refunds of a package remove round(G × R ÷ P) in all, never twice", 
       );
       // The same refund delivered again under a new event ID: not a second refund of 745.
       await applyEvent(sql, refundAmount(payment, 745, refundRef));
-      assert.equal(await balance(sql, user), 100);
+      assert.equal(await balanceOf(sql, user), 100);
       const [row] = await sql`select refunded_amount::int as r, refunded_at from billing.payments
                                where provider_ref = ${payment}`;
       assert.deepEqual(row, { r: 745, refunded_at: null });
       // A different refund of the other half removes the other 100.
       await applyEvent(sql, refundAmount(payment, 745, ref("re")));
-      assert.equal(await balance(sql, user), 0);
+      assert.equal(await balanceOf(sql, user), 0);
       assert.equal(await removed(sql, user, "refund"), 200);
       await assertBooksAgree(sql, user);
     });
@@ -124,10 +117,10 @@ Deno.test("refunds of a package remove round(G × R ÷ P) in all, never twice", 
       const { user, payment } = await buy();
       await sql`select credits.consume(${user}, 150, ${ref("use")}, null, ${at(0)})`;
       await applyEvent(sql, refundTotal(payment, 745));
-      assert.equal(await balance(sql, user), 0);
+      assert.equal(await balanceOf(sql, user), 0);
       assert.equal(await removed(sql, user, "refund"), 50);
       await applyEvent(sql, refundTotal(payment, 1490));
-      assert.equal(await balance(sql, user), 0);
+      assert.equal(await balanceOf(sql, user), 0);
       assert.equal(await removed(sql, user, "refund"), 50);
       await assertBooksAgree(sql, user);
     });
@@ -144,44 +137,37 @@ Deno.test("refunds of a package remove round(G × R ÷ P) in all, never twice", 
   });
 });
 
-Deno.test("a lifetime refund reaches every month slot, rounds in all, stops the slots", async () => {
+Deno.test("a lifetime refund reaches every month slot, rounds in all, ends the slots", async () => {
   await withDatabase(async ({ sql }) => {
     const user = await insertUser(sql);
-    const payment = ref("pi");
-    await applyEvent(
-      sql,
-      checkoutPaid({ user, priceId: "price_lifetime", payment, amount: 19900 }),
-    );
+    const payment = await buyLifetime(sql, user);
     // The daily job makes slots 1 and 2 later.
     await sql`select credits.distribute_monthly(${at(32 * DAY)}::timestamptz)`;
     await sql`select credits.distribute_monthly(${at(62 * DAY)}::timestamptz)`;
     const slots = await sql`select source_key from credits.grants
                              where user_id = ${user} and kind = 'lifetime_monthly'`;
     assert.equal(slots.length, 3);
-    assert.equal(await balance(sql, user), 3000);
+    assert.equal(await balanceOf(sql, user), 3000);
 
     // G = 3000, P = 19900, R = 6633: round(3000 × 6633 ÷ 19900) = round(999.95) = 1000 in all
     // (rounding each 1000-credit slot alone would remove 3 × 333 = 999).
     await applyEvent(sql, refundTotal(payment, 6633));
     assert.equal(await removed(sql, user, "refund"), 1000);
-    assert.equal(await planOf(sql, user), "lifetime", "a partial refund keeps the purchase");
-
-    // A slot the daily job makes after the partial refund is still part of the payment.
+    // Any refund, also a partial one, ends the purchase: no further slot, the free plan.
+    assert.equal(await planOf(sql, user), "free", "a partial refund ends the purchase");
     await sql`select credits.distribute_monthly(${at(93 * DAY)}::timestamptz)`;
-    assert.equal(await balance(sql, user), 3000);
 
     await applyEvent(sql, refundTotal(payment, 19900));
-    assert.equal(await removed(sql, user, "refund"), 4000);
-    assert.equal(await balance(sql, user), 0);
+    assert.equal(await removed(sql, user, "refund"), 3000);
+    assert.equal(await balanceOf(sql, user), 50, "only the free plan's credits of day 93 are left");
     const perSlot = await sql<{ n: number }[]>`
       select coalesce(-sum(l.amount), 0)::int as n from credits.grants g
         left join credits.ledger l on l.grant_id = g.id and l.kind = 'refund'
        where g.user_id = ${user} and g.kind = 'lifetime_monthly' group by g.id order by g.id`;
-    assert.deepEqual(perSlot.map((r) => r.n), [1000, 1000, 1000, 1000]);
+    assert.deepEqual(perSlot.map((r) => r.n), [1000, 1000, 1000]);
 
-    // Refunded in full: no further slot, the user is back on the free plan.
     await sql`select credits.distribute_monthly(${at(124 * DAY)}::timestamptz)`;
-    assert.deepEqual((await kinds(sql, user)).filter(([k]) => k === "lifetime_monthly").length, 4);
+    assert.deepEqual((await kinds(sql, user)).filter(([k]) => k === "lifetime_monthly").length, 3);
     assert.equal(await planOf(sql, user, at(124 * DAY)), "free");
     assert.deepEqual((await kinds(sql, user)).at(-1), ["free_monthly", 50]);
     await assertBooksAgree(sql, user);
@@ -204,7 +190,7 @@ Deno.test("a refund of a subscription period payment removes that period's credi
       periodPaid({ ...base, start: at(29 * DAY), end: at(59 * DAY), payment: second }),
       { now: at(29 * DAY) },
     );
-    assert.equal(await balance(sql, user), 2000);
+    assert.equal(await balanceOf(sql, user), 2000);
     // Half of the second invoice: 500 of that period's 1000; the first period is untouched.
     await applyEvent(sql, refundTotal(second, 495));
     assert.equal(await removed(sql, user, "refund"), 500);
@@ -229,7 +215,7 @@ Deno.test("a dispute takes every unspent credit of the payment, with a refund in
         const disputeRef = ref("dp");
         if (order === "refund first") {
           await applyEvent(sql, refundTotal(payment, 745));
-          assert.equal(await balance(sql, user), 70);
+          assert.equal(await balanceOf(sql, user), 70);
           await applyEvent(sql, dispute(payment, disputeRef));
           await applyEvent(sql, dispute(payment, disputeRef)); // redelivered
           assert.deepEqual([
@@ -241,7 +227,7 @@ Deno.test("a dispute takes every unspent credit of the payment, with a refund in
           ]);
         } else {
           await applyEvent(sql, dispute(payment, disputeRef));
-          assert.equal(await balance(sql, user), 0);
+          assert.equal(await balanceOf(sql, user), 0);
           await applyEvent(sql, refundTotal(payment, 745));
           await applyEvent(sql, refundTotal(payment, 1490));
           assert.deepEqual([
@@ -252,14 +238,14 @@ Deno.test("a dispute takes every unspent credit of the payment, with a refund in
             170,
           ]);
         }
-        assert.equal(await balance(sql, user), 0);
+        assert.equal(await balanceOf(sql, user), 0);
         await assertBooksAgree(sql, user);
       });
     }
   });
 });
 
-Deno.test("upgrade grants the difference once; a downgrade waits for the next invoice", async (t) => {
+Deno.test("an upgrade's payment grants the difference once; a downgrade waits for the next invoice", async (t) => {
   await withDatabase(async ({ sql }) => {
     await loadPlansWithBasic(sql);
     const start = at(-DAY);
@@ -282,17 +268,30 @@ Deno.test("upgrade grants the difference once; a downgrade waits for the next in
           end,
           occurredAt: at(minutes * 60_000),
         });
-      return { user, customer, sub, invoice, change };
+      // The prorated invoice of the move from basic to pro at minute 10.
+      const proPaid = upgradePaid({
+        customer,
+        sub,
+        priceId: "price_pro_monthly",
+        fromPriceId: "price_basic_monthly",
+        changedAt: at(10 * 60_000),
+        end,
+        payment: ref("in"),
+      });
+      return { user, customer, sub, invoice, change, proPaid };
     };
 
-    await t.step("basic → pro: 700 once, also when updates repeat or come late", async () => {
-      const { user, invoice, change } = await subscriber();
+    await t.step("basic → pro: 700 once its payment comes, also when events repeat", async () => {
+      const { user, invoice, change, proPaid } = await subscriber();
       await applyEvent(sql, invoice("price_basic_monthly"));
       await applyEvent(sql, change("price_basic_monthly", 1));
-      assert.equal(await balance(sql, user), 300);
+      assert.equal(await balanceOf(sql, user), 300);
       const upgrade = change("price_pro_monthly", 10);
       await applyEvent(sql, upgrade);
       await applyEvent(sql, upgrade); // redelivered under another event ID
+      assert.equal(await balanceOf(sql, user), 300, "no credits before the upgrade is paid");
+      await applyEvent(sql, proPaid);
+      await applyEvent(sql, proPaid); // redelivered under another event ID
       await applyEvent(sql, change("price_basic_monthly", 5)); // an older update arriving late
       await applyEvent(sql, change("price_pro_monthly", 12)); // a later update about something else
       assert.deepEqual(await kinds(sql, user), [["subscription_period", 300], ["upgrade", 700]]);
@@ -301,13 +300,15 @@ Deno.test("upgrade grants the difference once; a downgrade waits for the next in
     });
 
     await t.step("an upgrade that arrives before its period's invoice: the same 1000", async () => {
-      const { user, invoice, change } = await subscriber();
-      // In order: created on basic, invoice for basic, upgrade to pro. Delivered backwards.
+      const { user, invoice, change, proPaid } = await subscriber();
+      // In order: created on basic, invoice for basic, upgrade to pro and its payment.
+      // Delivered backwards: the payment waits (failed) until the period is known.
+      assert.equal(await applyEvent(sql, proPaid), "failed");
       await applyEvent(sql, change("price_pro_monthly", 10));
       await applyEvent(sql, invoice("price_basic_monthly"));
       await applyEvent(sql, change("price_basic_monthly", 1));
       await applyEvent(sql, change("price_pro_monthly", 10));
-      assert.deepEqual(await kinds(sql, user), [["subscription_period", 300], ["upgrade", 700]]);
+      assert.deepEqual(await kinds(sql, user), [["upgrade", 700], ["subscription_period", 300]]);
       assert.equal(await planOf(sql, user), "pro");
       await assertBooksAgree(sql, user);
     });
@@ -316,7 +317,7 @@ Deno.test("upgrade grants the difference once; a downgrade waits for the next in
       const { user, customer, sub, invoice, change } = await subscriber();
       await applyEvent(sql, invoice("price_pro_monthly"));
       await applyEvent(sql, change("price_basic_monthly", 1));
-      assert.equal(await balance(sql, user), 1000);
+      assert.equal(await balanceOf(sql, user), 1000);
       await applyEvent(
         sql,
         periodPaid({

@@ -303,11 +303,28 @@ Deno.test("stripe webhooks apply every credit rule once", async (t) => {
         base,
         stripeEvent("customer.subscription.updated", upgraded, { created: t0 + 10 }),
       );
-      // The upgrade grants the difference against the plan it left (pro: 1000) once.
       await postStripe(
         base,
         stripeEvent("customer.subscription.updated", upgraded, { created: t0 + 11 }),
       );
+      credits = await creditsOf(sql, user);
+      assert.deepEqual(credits.ledger.map((e) => [e.kind, e.amount]), [["trial", 100]]);
+      // Its prorated invoice (billing_reason subscription_update: a credit line for pro, a charge
+      // line for max) grants the difference against the plan it left (pro: 1000) once.
+      const prorated = stripeEvent(
+        "invoice.paid",
+        stripeInvoice({
+          subscription: sub,
+          priceId: "price_max_monthly",
+          periodStart: start,
+          periodEnd: end,
+          customer,
+          amountPaid: 1990,
+          proration: { fromPriceId: "price_pro_monthly", changedAt: iso(now) },
+        }),
+      );
+      assert.equal((await postStripe(base, prorated)).json?.result, "processed");
+      await postStripe(base, { ...prorated, id: uniqueId("evt") }); // redelivered
       credits = await creditsOf(sql, user);
       assert.deepEqual(credits.ledger.map((e) => [e.kind, e.amount]), [["trial", 100], [
         "upgrade",

@@ -102,8 +102,35 @@ export function stripeInvoice(o: {
   id?: string;
   paymentIntent?: string;
   legacy?: boolean;
+  /** A prorated upgrade (billing_reason subscription_update): the price left, and when. Its
+   * lines are the credit for the unused time on that price and the charge for the rest of the
+   * period on priceId, both from changedAt to periodEnd. */
+  proration?: { fromPriceId: string; changedAt: string };
 }): Record<string, unknown> {
   const period = { start: unix(o.periodStart), end: unix(o.periodEnd) };
+  if (o.proration) {
+    const rest = { start: unix(o.proration.changedAt), end: period.end };
+    const line = (priceId: string, amount: number) => ({
+      id: uniqueId("il"),
+      amount,
+      period: rest,
+      pricing: { type: "price_details", price_details: { price: priceId, product: "prod_x" } },
+      parent: {
+        type: "subscription_item_details",
+        subscription_item_details: { subscription: o.subscription, proration: true },
+      },
+    });
+    const paid = o.amountPaid ?? 990;
+    return {
+      ...stripeInvoice({ ...o, proration: undefined, billingReason: "subscription_update" }),
+      created: rest.start,
+      status_transitions: { paid_at: rest.start + 5 },
+      lines: {
+        object: "list",
+        data: [line(o.proration.fromPriceId, -100), line(o.priceId, paid + 100)],
+      },
+    };
+  }
   const metadata = o.userId ? { user_id: o.userId } : {};
   const base = {
     id: o.id ?? uniqueId("in"),
@@ -355,6 +382,9 @@ export function creemSubscription(o: {
   transactionId?: string;
   amount?: number;
   canceledAt?: string | null;
+  /** When the last transaction's period starts, if not with the subscription's period: a
+   * prorated charge for the rest of the period (an upgrade charged at once). */
+  transactionFrom?: string;
 }): Record<string, unknown> {
   return {
     id: o.id,
@@ -377,9 +407,9 @@ export function creemSubscription(o: {
         order: uniqueId("ord"),
         subscription: o.id,
         customer: o.customer,
-        period_start: Date.parse(o.periodStart),
+        period_start: Date.parse(o.transactionFrom ?? o.periodStart),
         period_end: Date.parse(o.periodEnd),
-        created_at: Date.parse(o.periodStart) + 5000,
+        created_at: Date.parse(o.transactionFrom ?? o.periodStart) + 5000,
         mode: "test",
       }
       : undefined,

@@ -66,6 +66,26 @@ export function periodPaid(o: {
   };
 }
 
+/** The prorated invoice of a move from fromPriceId to priceId at `changedAt` within the period
+ * that ends at `end` (Stripe: billing_reason subscription_update). */
+export function upgradePaid(o: {
+  customer: Json;
+  sub: string;
+  priceId: string;
+  fromPriceId: string | null;
+  changedAt: string;
+  end: string;
+  payment: string;
+  amount?: number;
+}): Json {
+  return {
+    ...periodPaid({ ...o, start: o.changedAt, amount: o.amount ?? 700 }),
+    grantsPeriod: false,
+    paysUpgrade: true,
+    fromPriceId: o.fromPriceId,
+  };
+}
+
 export function subscriptionChanged(o: {
   customer: Json;
   sub: string;
@@ -124,6 +144,30 @@ export async function applyEvent(
                                ${String(event.kind)}, ${JSON.stringify(event)}::text::jsonb,
                                ${options.now ?? at(0)}::timestamptz) as result`;
   return row.result;
+}
+
+/** A user's balance at `now`. */
+export async function balanceOf(sql: Sql, user: string, now = at(0)): Promise<number> {
+  const [row] = await sql<{ b: number }[]>`select credits.balance(${user}, ${now})::int as b`;
+  return row.b;
+}
+
+/** The plan a user is on at `now` (billing.plan_of). */
+export async function planOf(sql: Sql, user: string, now = at(0)): Promise<string> {
+  const [row] = await sql<{ plan_id: string }[]>`
+    select plan_id from billing.plan_of(${user}, ${now}::timestamptz)`;
+  return row.plan_id;
+}
+
+/** A lifetime purchase (price_lifetime, 19900) by the user; returns its payment reference. */
+export async function buyLifetime(sql: Sql, user: string): Promise<string> {
+  const payment = ref("pi");
+  const result = await applyEvent(
+    sql,
+    checkoutPaid({ user, priceId: "price_lifetime", payment, amount: 19900 }),
+  );
+  assert.equal(result, "processed");
+  return payment;
 }
 
 /** Sum of the ledger = balances.balance = sum of grants' remaining; the chain of balance-after. */

@@ -53,6 +53,11 @@ export const BillingEvent = z.discriminatedUnion("kind", [
     paidAt: instant,
     /** A first or renewal invoice with money paid (not a proration, not a trial's $0). */
     grantsPeriod: z.boolean(),
+    /** The prorated invoice of a move to priceId within the period (an upgrade's payment when
+     * money was paid): periodStart is then the moment of the change, inside its period. */
+    paysUpgrade: z.boolean().default(false),
+    /** For an upgrade's payment, the price it moved from, when the provider names it. */
+    fromPriceId: ref.nullable().default(null),
   }),
   z.object({
     kind: z.literal("subscription_changed"),

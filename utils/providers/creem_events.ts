@@ -151,6 +151,11 @@ function subscriptionPaid(envelope: CreemEnvelope): BillingEvent {
   }
   const { start, end } = period(subscription);
   const amount = transaction?.amount_paid ?? transaction?.amount ?? null;
+  // An upgrade charged at once (update_behavior proration-charge-immediately) is a transaction
+  // for the rest of the current period: it starts after the period does. SQL also treats a
+  // second paid transaction of a period on another product as its upgrade.
+  const paysUpgrade = transaction?.period_start != null &&
+    Date.parse(transaction.period_start) > Date.parse(start);
   return {
     kind: "period_paid",
     customer: customer(subscription.metadata, subscription.customer),
@@ -163,7 +168,9 @@ function subscriptionPaid(envelope: CreemEnvelope): BillingEvent {
     amount: amount ?? 0,
     currency: transaction?.currency ?? "usd",
     paidAt: transaction?.created_at ?? new Date(envelope.created_at).toISOString(),
-    grantsPeriod: amount === null || amount > 0,
+    grantsPeriod: !paysUpgrade && (amount === null || amount > 0),
+    paysUpgrade,
+    fromPriceId: null,
   };
 }
 

@@ -59,6 +59,7 @@ const CheckoutSession = z.object({
 });
 
 const InvoiceLine = z.object({
+  amount: z.number().int().nullish(),
   price: z.object({ id }).nullish(),
   pricing: z.object({ price_details: z.object({ price: expandable }).nullish() }).nullish(),
   period: z.object({ start: z.number().int(), end: z.number().int() }),
@@ -166,16 +167,31 @@ function invoicePaid(event: StripeEnvelope): BillingEvent {
   const subscriptionRef = invoice.parent?.subscription_details?.subscription ??
     invoice.subscription;
   if (!subscriptionRef) return IGNORED; // a one-off invoice: Tally sells one-off prices by checkout
-  const line = invoice.lines.data.find((l) => l.pricing?.price_details?.price || l.price) ??
+  const reason = invoice.billing_reason ?? "";
+  const priceOf = (l: z.infer<typeof InvoiceLine>) =>
+    l.pricing?.price_details?.price ?? l.price?.id;
+  const priced = invoice.lines.data.filter((l) => priceOf(l));
+  // A plan change invoiced at once (proration_behavior always_invoice) is billing_reason
+  // subscription_update: a credit line for the unused time on the old price (negative amount)
+  // and a charge line for the rest of the period on the new one, both from the change to the
+  // period's end. The charge names the plan paid for; the credit the plan left.
+  // Any other invoice pays the period its latest line ends with: a renewal that also carries an
+  // earlier change's prorations (proration_behavior create_prorations) lists those first.
+  const isUpdate = reason === "subscription_update";
+  const latest = priced.reduce<typeof priced[number] | undefined>(
+    (best, l) => (best && best.period.end >= l.period.end ? best : l),
+    undefined,
+  );
+  const line = (isUpdate ? priced.find((l) => (l.amount ?? 0) > 0) : latest) ?? priced[0] ??
     invoice.lines.data[0];
-  const priceId = line.pricing?.price_details?.price ?? line.price?.id;
+  const priceId = priceOf(line);
   if (!priceId) throw invalidEvent("stripe", "data.object.lines: no line names a price");
+  const credited = isUpdate ? priced.find((l) => (l.amount ?? 0) < 0) : undefined;
   const meta = {
     ...invoice.metadata,
     ...invoice.subscription_details?.metadata,
     ...invoice.parent?.subscription_details?.metadata,
   };
-  const reason = invoice.billing_reason ?? "";
   const opensPeriod = reason === "subscription_create" || reason === "subscription_cycle";
   return {
     kind: "period_paid",
@@ -191,6 +207,8 @@ function invoicePaid(event: StripeEnvelope): BillingEvent {
     paidAt: fromUnixSeconds(invoice.status_transitions?.paid_at ?? invoice.created),
     // A trial starts with a $0 first invoice: the trial grant comes from the subscription.
     grantsPeriod: opensPeriod && !(reason === "subscription_create" && invoice.amount_paid === 0),
+    paysUpgrade: isUpdate,
+    fromPriceId: credited ? priceOf(credited) ?? null : null,
   };
 }
 
