@@ -108,6 +108,15 @@ async function readWithin(
   }
 }
 
+/** The bytes of each buffered request, for a route that wants them as they came (readRawBody):
+ * reading them back through the request's body stream would copy them once more. */
+const bufferedBytes = new WeakMap<Request, Uint8Array<ArrayBuffer>>();
+
+/** The body bufferBodies read for this request (c.req.raw), or undefined. */
+export function bufferedBody(request: Request): Uint8Array<ArrayBuffer> | undefined {
+  return bufferedBytes.get(request);
+}
+
 /** The middleware: buffers every request body under the limits, then calls the routes. */
 export function bufferBodies(limits: BodyLimits): MiddlewareHandler<AppEnv> {
   let reading = 0;
@@ -132,6 +141,7 @@ export function bufferBodies(limits: BodyLimits): MiddlewareHandler<AppEnv> {
       reading--;
     }
     c.req.raw = new Request(c.req.raw, { body: bytes });
+    bufferedBytes.set(c.req.raw, bytes);
     await next();
   };
 }

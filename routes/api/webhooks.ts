@@ -6,6 +6,7 @@ import type { Context } from "hono";
 import { timingSafeEqual } from "node:crypto";
 import Stripe from "stripe";
 import type { AppEnv } from "../../utils/app_env.ts";
+import { bufferedBody } from "../../utils/body_reader.ts";
 import { HttpError } from "../../utils/errors.ts";
 import type { BillingEvent, Provider } from "../../utils/providers/billing_event.ts";
 import { normalizeCreemEvent } from "../../utils/providers/creem_events.ts";
@@ -23,7 +24,7 @@ function tooLarge(): HttpError {
 /**
  * The body as bytes, refused (413) when it exceeds the limit. The body-reading middleware
  * (utils/body_reader.ts) has already read every request's body under the deadline and a cap of
- * the same 1 MB, so this is one read of the buffered copy, not a stream loop.
+ * the same 1 MB: these are its bytes (a request it did not see is read whole, then checked).
  */
 export async function readRawBody(
   request: Request,
@@ -31,8 +32,7 @@ export async function readRawBody(
 ): Promise<Uint8Array<ArrayBuffer>> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > limit) throw tooLarge();
-  if (!request.body) return new Uint8Array();
-  const body = new Uint8Array(await request.arrayBuffer());
+  const body = bufferedBody(request) ?? new Uint8Array(await request.arrayBuffer());
   if (body.byteLength > limit) throw tooLarge();
   return body;
 }
