@@ -103,8 +103,9 @@ async function readWithin(
     if (first === null) return new Uint8Array();
     return wholeBuffer(first) ?? first.slice();
   } finally {
+    // The reader is not released: nothing else reads this stream, and a release makes a TypeError
+    // (with its stack trace) for the stream's closed promise, on every request.
     clearTimeout(timer);
-    reader.releaseLock();
   }
 }
 
