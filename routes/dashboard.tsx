@@ -8,8 +8,8 @@ import type { CreditSummary, Me, TransactionPage, UsageDay } from "../components
 import { TransactionsQuery } from "./api/me.ts";
 import type { AppEnv } from "../utils/app_env.ts";
 import { Island, page } from "../utils/render.tsx";
-import { currentUser } from "../utils/session.ts";
-import { requirePageUser, viewerOf } from "./page_helpers.ts";
+import { currentUser } from "../middlewares/session.ts";
+import { requirePageUser, viewerOf } from "./_helpers.ts";
 
 type DashboardData = {
   me: Me;

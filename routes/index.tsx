@@ -5,7 +5,7 @@ import { checkoutHref, PriceCard } from "../components/PriceCard.tsx";
 import type { Catalogue, CreditPackage, Plan } from "../components/types.ts";
 import type { AppEnv } from "../utils/app_env.ts";
 import { Island, page } from "../utils/render.tsx";
-import { viewerOf } from "./page_helpers.ts";
+import { viewerOf } from "./_helpers.ts";
 
 function expiryNote(days: number | null): string {
   return days ? `credits last ${days} days` : "credits never expire";

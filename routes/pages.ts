@@ -5,13 +5,13 @@ import type { AppEnv } from "../utils/app_env.ts";
 import { HttpError } from "../utils/errors.ts";
 import { serveStatic } from "../utils/static_files.ts";
 import { admin } from "./admin/index.tsx";
-import { authPages } from "./auth_pages.tsx";
+import { authPages } from "./login.tsx";
 import { billingPages } from "./billing.tsx";
-import { checkoutPages } from "./checkout_success.tsx";
+import { checkoutPages } from "./checkout/success.tsx";
 import { dashboard } from "./dashboard.tsx";
 import { home } from "./index.tsx";
 
-export { errorPage, notFoundPage } from "./error_pages.tsx";
+export { errorPage, notFoundPage } from "./_error.tsx";
 
 export const pages = new Hono<AppEnv>();
 

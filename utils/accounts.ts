@@ -3,7 +3,7 @@
 import type { Sql } from "../db/client.ts";
 import { HttpError } from "./errors.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
-import { newSessionToken } from "./session.ts";
+import { newSessionToken } from "../middlewares/session.ts";
 
 export type SignedIn = { userId: string; token: string };
 

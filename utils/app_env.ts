@@ -1,7 +1,7 @@
 // What every request handler can reach through Hono's context.
 import type { Sql } from "../db/client.ts";
 import type { Config } from "./config.ts";
-import type { SessionUser } from "./session.ts";
+import type { SessionUser } from "../middlewares/session.ts";
 
 export type AppEnv = {
   Variables: {

@@ -19,9 +19,9 @@ import type { Me, TransactionPage } from "../../components/types.ts";
 import type { AppEnv } from "../../utils/app_env.ts";
 import { HttpError } from "../../utils/errors.ts";
 import { page } from "../../utils/render.tsx";
-import { currentUser, sessionKey } from "../../utils/session.ts";
+import { currentUser, sessionKey } from "../../middlewares/session.ts";
 import { ReplayParams } from "../api/admin.ts";
-import { formFields, requireAdmin, requirePageUser, viewerOf } from "../page_helpers.ts";
+import { formFields, requireAdmin, requirePageUser, viewerOf } from "../_helpers.ts";
 
 type AdminUser = {
   id: string;

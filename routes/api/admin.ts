@@ -4,7 +4,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../../utils/app_env.ts";
-import { requireAdmin } from "../../utils/session.ts";
+import { requireAdmin } from "../../middlewares/session.ts";
 import { queryParams } from "../../utils/validation.ts";
 
 export const InboxQuery = z.object({

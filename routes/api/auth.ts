@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { AppEnv } from "../../utils/app_env.ts";
 import { createAccount, logIn } from "../../utils/accounts.ts";
 import { signupSource } from "../../utils/client_address.ts";
-import { clearSessionCookie, sessionKey, setSessionCookie } from "../../utils/session.ts";
+import { clearSessionCookie, sessionKey, setSessionCookie } from "../../middlewares/session.ts";
 import { jsonBody } from "../../utils/validation.ts";
 
 const email = z.string().trim().toLowerCase().pipe(z.email("not a valid email address")).pipe(

@@ -6,9 +6,9 @@ import { z } from "zod";
 import type { AppEnv } from "../../utils/app_env.ts";
 import type { Config } from "../../utils/config.ts";
 import { HttpError } from "../../utils/errors.ts";
-import { callCreem, creemClient } from "../../utils/providers/creem_client.ts";
-import { callStripe, stripeClient } from "../../utils/providers/stripe_client.ts";
-import { currentUser, requireUser } from "../../utils/session.ts";
+import { callCreem, creemClient } from "../../providers/creem_client.ts";
+import { callStripe, stripeClient } from "../../providers/stripe_client.ts";
+import { currentUser, requireUser } from "../../middlewares/session.ts";
 import { jsonBody } from "../../utils/validation.ts";
 
 export const CheckoutBody = z.object({

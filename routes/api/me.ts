@@ -3,7 +3,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../../utils/app_env.ts";
-import { currentUser, requireUser } from "../../utils/session.ts";
+import { currentUser, requireUser } from "../../middlewares/session.ts";
 import { jsonBody, queryParams } from "../../utils/validation.ts";
 
 const LEDGER_KINDS = [

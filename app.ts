@@ -1,23 +1,23 @@
 // Builds the Hono application: middleware, every route module, and the one error handler.
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type { Sql } from "../db/client.ts";
-import { admin } from "../routes/api/admin.ts";
-import { auth } from "../routes/api/auth.ts";
-import { billing } from "../routes/api/billing.ts";
-import { checkout } from "../routes/api/checkout.ts";
-import { cron } from "../routes/api/cron.ts";
-import { me } from "../routes/api/me.ts";
-import { webhooks } from "../routes/api/webhooks.ts";
-import { errorPage, notFoundPage, pages } from "../routes/pages.ts";
-import type { AppEnv } from "./app_env.ts";
-import { bufferBodies } from "./body_reader.ts";
-import type { Config } from "./config.ts";
-import { refuseCrossSite } from "./csrf.ts";
-import { errorBody, HttpError, toHttpError } from "./errors.ts";
-import { noStorePersonal, securityHeaders } from "./security_headers.ts";
-import { loadSession } from "./session.ts";
-import { refuseNulInUrl } from "./validation.ts";
+import type { Sql } from "./db/client.ts";
+import { admin } from "./routes/api/admin.ts";
+import { auth } from "./routes/api/auth.ts";
+import { billing } from "./routes/api/billing.ts";
+import { checkout } from "./routes/api/checkout.ts";
+import { cron } from "./routes/api/cron.ts";
+import { me } from "./routes/api/me.ts";
+import { webhooks } from "./routes/api/webhooks.ts";
+import { errorPage, notFoundPage, pages } from "./routes/pages.ts";
+import type { AppEnv } from "./utils/app_env.ts";
+import { bufferBodies } from "./middlewares/body_reader.ts";
+import type { Config } from "./utils/config.ts";
+import { refuseCrossSite } from "./middlewares/csrf.ts";
+import { errorBody, HttpError, toHttpError } from "./utils/errors.ts";
+import { noStorePersonal, securityHeaders } from "./middlewares/security_headers.ts";
+import { loadSession } from "./middlewares/session.ts";
+import { refuseNulInUrl } from "./utils/validation.ts";
 
 const MAX_API_BODY = 1024 * 1024;
 

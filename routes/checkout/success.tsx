@@ -3,12 +3,12 @@
 // provider returns the buyer; an island waits there for the webhook.
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "../utils/app_env.ts";
-import { Island, page } from "../utils/render.tsx";
-import { currentUser } from "../utils/session.ts";
-import type { Arrival } from "../islands/CheckoutWait.tsx";
-import { CheckoutBody } from "./api/checkout.ts";
-import { viewerOf } from "./page_helpers.ts";
+import type { AppEnv } from "../../utils/app_env.ts";
+import { Island, page } from "../../utils/render.tsx";
+import { currentUser } from "../../middlewares/session.ts";
+import type { Arrival } from "../../islands/CheckoutWait.tsx";
+import { CheckoutBody } from "../api/checkout.ts";
+import { viewerOf } from "../_helpers.ts";
 
 // A purchase completed longer ago than this is not what the buyer is waiting for.
 const ARRIVALS_WINDOW_MS = 30 * 60 * 1000;

@@ -4,10 +4,10 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { Viewer } from "../components/Layout.tsx";
 import type { AppEnv } from "../utils/app_env.ts";
 import { HttpError } from "../utils/errors.ts";
-import { isAdmin } from "../utils/session.ts";
+import { isAdmin } from "../middlewares/session.ts";
 import { refuseNul } from "../utils/validation.ts";
 
-export { requireAdmin } from "../utils/session.ts";
+export { requireAdmin } from "../middlewares/session.ts";
 
 export function viewerOf(c: Context<AppEnv>, balance: number | null): Viewer {
   const user = c.var.user;

@@ -2,8 +2,8 @@
 // lets the lookup go straight to the user's rows (and to the right shard, docs/scaling.md).
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import type { AppEnv } from "./app_env.ts";
-import { HttpError } from "./errors.ts";
+import type { AppEnv } from "../utils/app_env.ts";
+import { HttpError } from "../utils/errors.ts";
 
 export const SESSION_COOKIE = "tally_session";
 const SESSION_SECONDS = 30 * 24 * 3600;

@@ -6,8 +6,8 @@
 // the victim into the attacker's account, and what the victim then buys would be credited there.
 import type { MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import type { AppEnv } from "./app_env.ts";
-import { HttpError } from "./errors.ts";
+import type { AppEnv } from "../utils/app_env.ts";
+import { HttpError } from "../utils/errors.ts";
 import { SESSION_COOKIE } from "./session.ts";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);

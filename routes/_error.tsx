@@ -4,7 +4,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../utils/app_env.ts";
 import type { HttpError } from "../utils/errors.ts";
 import { page } from "../utils/render.tsx";
-import { viewerOf } from "./page_helpers.ts";
+import { viewerOf } from "./_helpers.ts";
 
 async function navBalance(c: Context<AppEnv>): Promise<number | null> {
   const user = c.var.user;

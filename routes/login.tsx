@@ -9,9 +9,9 @@ import type { AppEnv } from "../utils/app_env.ts";
 import { signupSource } from "../utils/client_address.ts";
 import { HttpError, toHttpError } from "../utils/errors.ts";
 import { page } from "../utils/render.tsx";
-import { clearSessionCookie, sessionKey, setSessionCookie } from "../utils/session.ts";
+import { clearSessionCookie, sessionKey, setSessionCookie } from "../middlewares/session.ts";
 import { LoginBody, SignupBody } from "./api/auth.ts";
-import { formFields, safeNext } from "./page_helpers.ts";
+import { formFields, safeNext } from "./_helpers.ts";
 
 type FieldErrors = Partial<Record<"email" | "password" | "name" | "form", string>>;
 
