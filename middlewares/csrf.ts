@@ -8,11 +8,11 @@ import type { MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import type { AppEnv } from "../utils/app_env.ts";
 import { HttpError } from "../utils/errors.ts";
-import { SESSION_COOKIE } from "./session.ts";
+import { SESSION_COOKIE } from "../utils/session_token.ts";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
-/** The JSON account API and the HTML account forms (routes/auth_pages.tsx). */
+/** The JSON account API and the HTML account forms (routes/signup.tsx, login.tsx, logout.ts). */
 const ACCOUNT_FORMS = new Set(["/signup", "/login", "/logout", "/reset-password"]);
 
 function isAccountRoute(path: string): boolean {

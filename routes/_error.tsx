@@ -1,5 +1,5 @@
 // The HTML 404 and error pages, in the look of the rest of the site. The JSON API keeps its JSON
-// errors (utils/app.ts decides by path).
+// errors (middlewares/errors.ts decides by path).
 import type { Context } from "hono";
 import type { AppEnv } from "../utils/app_env.ts";
 import type { HttpError } from "../utils/errors.ts";

@@ -1,13 +1,11 @@
-// GET /checkout/start?priceId=: the step between a "buy" button and the provider's checkout
-// (signed-out visitors sign up first and come back here). GET /checkout/success: where the
-// provider returns the buyer; an island waits there for the webhook.
+// GET /checkout/success: where the provider returns the buyer; an island waits there for the
+// webhook.
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../../utils/app_env.ts";
 import { Island, page } from "../../utils/render.tsx";
 import { currentUser } from "../../middlewares/session.ts";
 import type { Arrival } from "../../islands/CheckoutWait.tsx";
-import { CheckoutBody } from "../api/checkout.ts";
 import { viewerOf } from "../_helpers.ts";
 
 // A purchase completed longer ago than this is not what the buyer is waiting for.
@@ -17,44 +15,9 @@ const POLL_MS = 2000;
 
 const SuccessQuery = z.object({ wait: z.coerce.number().int().min(1000).max(60000).optional() });
 
-export const checkoutPages = new Hono<AppEnv>();
+export const checkoutSuccess = new Hono<AppEnv>();
 
-checkoutPages.get("/checkout/start", async (c) => {
-  const url = new URL(c.req.url);
-  if (!c.var.user) {
-    return c.redirect(`/signup?next=${encodeURIComponent(url.pathname + url.search)}`, 303);
-  }
-  const { priceId } = CheckoutBody.parse({ priceId: c.req.query("priceId") ?? "" });
-  const [row] = await c.var.sql<{ balance: number }[]>`
-    select credits.balance(${currentUser(c).id}) as balance`;
-  return page(c, {
-    title: "Checkout",
-    viewer: viewerOf(c, Number(row.balance)),
-    children: (
-      <article>
-        <h1>Continue to payment</h1>
-        <p>You will pay on the payment provider's secure page, then come back here.</p>
-        <Island
-          name="ProviderRedirect"
-          props={{
-            endpoint: "/api/checkout",
-            body: { priceId },
-            label: "Continue to payment",
-            autoStart: c.req.query("auto") === "1",
-          }}
-        />
-        <noscript>
-          <p>The payment page needs JavaScript. Please enable it to continue.</p>
-        </noscript>
-        <p>
-          <a href="/">Back to pricing</a>
-        </p>
-      </article>
-    ),
-  });
-});
-
-checkoutPages.get("/checkout/success", async (c) => {
+checkoutSuccess.get("/checkout/success", async (c) => {
   const url = new URL(c.req.url);
   if (!c.var.user) {
     return c.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`, 303);

@@ -3,7 +3,7 @@
 import { createAccount } from "../../utils/accounts.ts";
 import { createApp } from "../../app.ts";
 import { parseConfig } from "../../utils/config.ts";
-import { SESSION_COOKIE } from "../../middlewares/session.ts";
+import { SESSION_COOKIE } from "../../utils/session_token.ts";
 import { type Bench, note, percentile, report } from "./harness.ts";
 
 const LEDGER_ROWS = 10_000;
