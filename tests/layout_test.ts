@@ -93,3 +93,33 @@ Deno.test("layout: pages import neither other pages nor API route modules", () =
   );
   assert.deepEqual(wrong, []);
 });
+
+type Task = string | { command: string };
+
+/** The tasks of a deno.json, each as its command line. */
+function taskCommands(denoJson: string): Record<string, string> {
+  const { tasks } = JSON.parse(denoJson) as { tasks: Record<string, Task> };
+  return Object.fromEntries(
+    Object.entries(tasks).map((
+      [name, task],
+    ) => [name, typeof task === "string" ? task : task.command]),
+  );
+}
+
+Deno.test("deno.json: the contract's commands exist, and the deno run prefix is written once", async () => {
+  const tasks = taskCommands(await Deno.readTextFile(new URL("deno.json", ROOT)));
+  for (const name of ["start", "test", "db:migrate", "users", "bench", "check", "build", "dev"]) {
+    assert.ok(tasks[name], `no task ${name}`);
+  }
+  const withPrefix = Object.keys(tasks).filter((name) =>
+    /--allow-scripts|^RUST_BACKTRACE=0 deno run/.test(tasks[name])
+  );
+  assert.deepEqual(withPrefix, ["run"]);
+  for (const [name, command] of Object.entries(tasks)) {
+    if (name !== "run" && command.includes("deno run")) {
+      assert.fail(`${name} calls deno run itself`);
+    }
+  }
+  assert.doesNotMatch(tasks.build, /--allow-all|-A\b/, "build needs read, write and run only");
+  assert.match(tasks.dev, /--watch/);
+});
