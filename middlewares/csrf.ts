@@ -5,13 +5,13 @@
 // without them. The account routes are checked without a cookie too: a forged login would sign
 // the victim into the attacker's account, and what the victim then buys would be credited there.
 //
-// Why not hono/csrf (hono 4.13): it lets a request through when EITHER Sec-Fetch-Site is allowed
-// OR Origin is, so a cross-site Origin with a forged-looking "same-origin" Sec-Fetch-Site passes,
-// where this rule lets Origin alone decide when it is present; it refuses requests that carry
-// neither header (curl, server-to-server), which this rule lets pass; it checks only form and
-// text content types, never JSON sent with the session cookie; and it answers with its own
-// HTTPException text, not the JSON or HTML error every other refusal here gets. Scoping it to
-// cookie-bearing and account requests would need a wrapper as long as this check.
+// Why not hono/csrf (hono 4.13, read in its source): it refuses a request that carries neither
+// Origin nor Sec-Fetch-Site (curl, server-to-server), which this rule lets pass; without Origin it
+// refuses "same-site" and "none" too, where this rule refuses only "cross-site"; it checks only
+// form and text/plain bodies, never JSON sent with the session cookie; it checks every path,
+// where this rule checks cookie-bearing and account requests only; and it throws an
+// HTTPException with a text body, not the HttpError that becomes the JSON or HTML 403 the tests
+// expect. Wrapping it to undo all that would be longer than this check.
 import type { MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import type { AppEnv } from "../utils/app_env.ts";
