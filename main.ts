@@ -4,7 +4,7 @@ import process from "node:process";
 import { connect } from "./db/client.ts";
 import { openDatabase } from "./db/database.ts";
 import { migrate } from "./db/migrate.ts";
-import { createApp } from "./utils/app.ts";
+import { createApp } from "./app.ts";
 import { parseConfig } from "./utils/config.ts";
 import { survivePoolFault } from "./utils/errors.ts";
 import { loadPlans, readPlansFile } from "./utils/plans.ts";

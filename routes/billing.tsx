@@ -6,9 +6,9 @@ import { formatCredits, formatDate, formatMoney } from "../components/format.ts"
 import type { Catalogue, Me, Plan } from "../components/types.ts";
 import type { AppEnv } from "../utils/app_env.ts";
 import { Island, page } from "../utils/render.tsx";
-import { currentUser } from "../utils/session.ts";
-import { requirePageUser, viewerOf } from "./page_helpers.ts";
-import { Pricing } from "./index.tsx";
+import { Pricing } from "../components/Pricing.tsx";
+import { currentUser, requirePageUser } from "../middlewares/session.ts";
+import { viewerOf } from "./_helpers.ts";
 
 type Subscription = {
   provider: string;

@@ -5,11 +5,11 @@ import { z } from "zod";
 import { DataTable } from "../components/DataTable.tsx";
 import { formatCredits, formatDate, kindLabel } from "../components/format.ts";
 import type { CreditSummary, Me, TransactionPage, UsageDay } from "../components/types.ts";
-import { TransactionsQuery } from "./api/me.ts";
+import { TransactionsQuery } from "../utils/schemas.ts";
 import type { AppEnv } from "../utils/app_env.ts";
 import { Island, page } from "../utils/render.tsx";
-import { currentUser } from "../utils/session.ts";
-import { requirePageUser, viewerOf } from "./page_helpers.ts";
+import { currentUser, requirePageUser } from "../middlewares/session.ts";
+import { viewerOf } from "./_helpers.ts";
 
 type DashboardData = {
   me: Me;

@@ -3,8 +3,8 @@
 // one period, in every order of their events, through the real Stripe and Creem adapters.
 import assert from "node:assert/strict";
 import type { Sql } from "../db/client.ts";
-import { normalizeCreemEvent } from "../utils/providers/creem_events.ts";
-import { normalizeStripeEvent } from "../utils/providers/stripe_events.ts";
+import { normalizeCreemEvent } from "../providers/creem_events.ts";
+import { normalizeStripeEvent } from "../providers/stripe_events.ts";
 import { insertUser, withDatabase } from "./helpers/db.ts";
 import {
   creemEvent,

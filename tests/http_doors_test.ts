@@ -2,7 +2,7 @@
 // bodies, an unreachable database, the bind address and Stripe timestamps from the future.
 import assert from "node:assert/strict";
 import { connect } from "../db/client.ts";
-import { createApp } from "../utils/app.ts";
+import { createApp } from "../app.ts";
 import { ConfigError, parseConfig } from "../utils/config.ts";
 import {
   creemCheckout,

@@ -1,7 +1,7 @@
 // A transient database fault answers 503 {"error": "unavailable"} and leaves nothing half-written.
 import assert from "node:assert/strict";
 import { connect } from "../db/client.ts";
-import { createApp } from "../utils/app.ts";
+import { createApp } from "../app.ts";
 import { parseConfig } from "../utils/config.ts";
 import { survivePoolFault } from "../utils/errors.ts";
 import {

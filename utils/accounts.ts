@@ -1,9 +1,9 @@
 // Sign-up and login, shared by the JSON API (routes/api/auth.ts) and the HTML forms
-// (routes/auth_pages.tsx): one implementation of the account rules.
+// (routes/signup.tsx, routes/login.tsx): one implementation of the account rules.
 import type { Sql } from "../db/client.ts";
 import { HttpError } from "./errors.ts";
 import { hashPassword, verifyPassword } from "./passwords.ts";
-import { newSessionToken } from "./session.ts";
+import { newSessionToken } from "./session_token.ts";
 
 export type SignedIn = { userId: string; token: string };
 

@@ -1,7 +1,9 @@
 // What every request handler can reach through Hono's context.
 import type { Sql } from "../db/client.ts";
 import type { Config } from "./config.ts";
-import type { SessionUser } from "./session.ts";
+
+/** verified: the user's email address is verified (contract section 5). */
+export type SessionUser = { id: string; email: string; verified: boolean };
 
 export type AppEnv = {
   Variables: {

@@ -4,17 +4,13 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../../utils/app_env.ts";
-import { requireAdmin } from "../../utils/session.ts";
+import { requireAdmin } from "../../middlewares/admin.ts";
+import { ReplayParams } from "../../utils/schemas.ts";
 import { queryParams } from "../../utils/validation.ts";
 
 export const InboxQuery = z.object({
   status: z.enum(["failed", "processed", "ignored", "all"]).default("failed"),
   limit: z.coerce.number().int().min(1).max(500).default(50),
-});
-
-export const ReplayParams = z.object({
-  provider: z.enum(["stripe", "creem"]),
-  eventId: z.string().min(1).max(255),
 });
 
 export const admin = new Hono<AppEnv>();

@@ -1,25 +1,11 @@
 // POST /api/auth/signup, /api/auth/login, /api/auth/logout (contract section 5).
 import { Hono } from "hono";
-import { z } from "zod";
 import type { AppEnv } from "../../utils/app_env.ts";
 import { createAccount, logIn } from "../../utils/accounts.ts";
 import { signupSource } from "../../utils/client_address.ts";
-import { clearSessionCookie, sessionKey, setSessionCookie } from "../../utils/session.ts";
+import { endSession, setSessionCookie } from "../../middlewares/session.ts";
+import { LoginBody, SignupBody } from "../../utils/schemas.ts";
 import { jsonBody } from "../../utils/validation.ts";
-
-const email = z.string().trim().toLowerCase().pipe(z.email("not a valid email address")).pipe(
-  z.string().max(254),
-);
-// Long enough for passphrases, short enough that hashing cannot be used to burn CPU.
-const password = z.string().max(1024, "at most 1024 characters");
-
-export const SignupBody = z.object({
-  email,
-  password: password.min(8, "at least 8 characters"),
-  name: z.string().trim().max(200).optional(),
-});
-
-export const LoginBody = z.object({ email, password: password.min(1, "required") });
 
 export const auth = new Hono<AppEnv>();
 
@@ -38,8 +24,6 @@ auth.post("/login", async (c) => {
 });
 
 auth.post("/logout", async (c) => {
-  const key = await sessionKey(c);
-  if (key) await c.var.sql`select app.close_session(${key.userId}, ${key.tokenHash})`;
-  clearSessionCookie(c);
+  await endSession(c);
   return c.body(null, 204);
 });

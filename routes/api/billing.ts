@@ -4,9 +4,9 @@ import { Hono } from "hono";
 import type { AppEnv } from "../../utils/app_env.ts";
 import type { Config } from "../../utils/config.ts";
 import { HttpError } from "../../utils/errors.ts";
-import { callCreem, creemClient } from "../../utils/providers/creem_client.ts";
-import { callStripe, stripeClient } from "../../utils/providers/stripe_client.ts";
-import { currentUser, requireUser } from "../../utils/session.ts";
+import { callCreem, creemClient } from "../../providers/creem_client.ts";
+import { callStripe, stripeClient } from "../../providers/stripe_client.ts";
+import { currentUser, requireUser } from "../../middlewares/session.ts";
 
 /** A row of billing.portal_customer (sql/checkout.sql). */
 type PortalCustomer = { provider: "stripe" | "creem"; customer_ref: string };

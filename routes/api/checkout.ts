@@ -2,18 +2,14 @@
 // 5). One SQL call decides what is sold and to whom; the provider is then asked for the page.
 // Nothing here sets credits: the webhooks grant them from the plans tables by price ID.
 import { Hono } from "hono";
-import { z } from "zod";
 import type { AppEnv } from "../../utils/app_env.ts";
 import type { Config } from "../../utils/config.ts";
 import { HttpError } from "../../utils/errors.ts";
-import { callCreem, creemClient } from "../../utils/providers/creem_client.ts";
-import { callStripe, stripeClient } from "../../utils/providers/stripe_client.ts";
-import { currentUser, requireUser } from "../../utils/session.ts";
+import { callCreem, creemClient } from "../../providers/creem_client.ts";
+import { callStripe, stripeClient } from "../../providers/stripe_client.ts";
+import { currentUser, requireUser } from "../../middlewares/session.ts";
+import { CheckoutBody } from "../../utils/schemas.ts";
 import { jsonBody } from "../../utils/validation.ts";
-
-export const CheckoutBody = z.object({
-  priceId: z.string().trim().min(1).max(200),
-});
 
 /** A row of billing.checkout_target (sql/checkout.sql). */
 type CheckoutTarget = {

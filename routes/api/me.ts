@@ -3,32 +3,9 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../../utils/app_env.ts";
-import { currentUser, requireUser } from "../../utils/session.ts";
+import { currentUser, requireUser } from "../../middlewares/session.ts";
+import { TransactionsQuery } from "../../utils/schemas.ts";
 import { jsonBody, queryParams } from "../../utils/validation.ts";
-
-const LEDGER_KINDS = [
-  "signup_gift",
-  "free_monthly",
-  "subscription_period",
-  "subscription_monthly",
-  "lifetime_monthly",
-  "trial",
-  "upgrade",
-  "package",
-  "daily_signin",
-  "adjustment",
-  "bonus",
-  "usage",
-  "expiry",
-  "refund",
-  "dispute",
-] as const;
-
-export const TransactionsQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().regex(/^[0-9]{1,18}$/, "not a cursor from this API").optional(),
-  kind: z.enum(LEDGER_KINDS).optional(),
-});
 
 export const ConsumeBody = z.object({
   amount: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),

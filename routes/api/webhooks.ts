@@ -8,9 +8,9 @@ import Stripe from "stripe";
 import type { AppEnv } from "../../utils/app_env.ts";
 import { bufferedBody } from "../../utils/body_reader.ts";
 import { HttpError } from "../../utils/errors.ts";
-import type { BillingEvent, Provider } from "../../utils/providers/billing_event.ts";
-import { normalizeCreemEvent } from "../../utils/providers/creem_events.ts";
-import { normalizeStripeEvent } from "../../utils/providers/stripe_events.ts";
+import type { BillingEvent, Provider } from "../../providers/billing_event.ts";
+import { normalizeCreemEvent } from "../../providers/creem_events.ts";
+import { normalizeStripeEvent } from "../../providers/stripe_events.ts";
 import { findNul } from "../../utils/validation.ts";
 
 export const MAX_WEBHOOK_BODY = 1024 * 1024;

@@ -1,9 +1,9 @@
 // page_dashboard_ms: the median time to serve /dashboard (session lookup, the page's one SQL
 // call, server-side rendering) for a user with 10,000 ledger rows. Target: under 20 ms.
 import { createAccount } from "../../utils/accounts.ts";
-import { createApp } from "../../utils/app.ts";
+import { createApp } from "../../app.ts";
 import { parseConfig } from "../../utils/config.ts";
-import { SESSION_COOKIE } from "../../utils/session.ts";
+import { SESSION_COOKIE } from "../../utils/session_token.ts";
 import { type Bench, note, percentile, report } from "./harness.ts";
 
 const LEDGER_ROWS = 10_000;

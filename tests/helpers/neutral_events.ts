@@ -1,4 +1,4 @@
-// Billing events in Tally's provider-neutral shape (utils/providers/billing_event.ts), applied
+// Billing events in Tally's provider-neutral shape (providers/billing_event.ts), applied
 // with billing.apply_event at the SQL boundary (no HTTP, no signatures), and the check that a
 // user's books agree afterwards. The clock is T0, the start of the test run, moved with at().
 import assert from "node:assert/strict";

@@ -1,5 +1,5 @@
 // Tally's HTTP app on a free port with a fresh database, for HTTP-level tests.
-import { createApp } from "../../utils/app.ts";
+import { createApp } from "../../app.ts";
 import { type Config, parseConfig } from "../../utils/config.ts";
 import { freshDatabase, type TestDatabase } from "./db.ts";
 

@@ -1,10 +1,10 @@
 // The HTML 404 and error pages, in the look of the rest of the site. The JSON API keeps its JSON
-// errors (utils/app.ts decides by path).
+// errors (middlewares/errors.ts decides by path).
 import type { Context } from "hono";
 import type { AppEnv } from "../utils/app_env.ts";
 import type { HttpError } from "../utils/errors.ts";
 import { page } from "../utils/render.tsx";
-import { viewerOf } from "./page_helpers.ts";
+import { viewerOf } from "./_helpers.ts";
 
 async function navBalance(c: Context<AppEnv>): Promise<number | null> {
   const user = c.var.user;

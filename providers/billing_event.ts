@@ -3,7 +3,7 @@
 // that billing.apply_event and a later replay read only this (sql/billing.sql documents each
 // kind). Nothing here decides credits: SQL reads them from the plans tables by price ID.
 import { z } from "zod";
-import { HttpError } from "../errors.ts";
+import { HttpError } from "../utils/errors.ts";
 
 export type Provider = "stripe" | "creem";
 

@@ -5,8 +5,8 @@
 // read so far are held only by this one call, so they are garbage as soon as it returns or
 // throws. Routes then read the buffered copy (c.req.json(), parseBody(), readRawBody()).
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "./app_env.ts";
-import { HttpError } from "./errors.ts";
+import type { AppEnv } from "../utils/app_env.ts";
+import { HttpError } from "../utils/errors.ts";
 
 export type BodyLimits = { timeoutMs: number; maxReads: number; maxBytes: number };
 

@@ -1,13 +1,10 @@
-// What the HTML pages share: who is looking, where to send a signed-out visitor, and safe
-// redirect targets.
-import type { Context, MiddlewareHandler } from "hono";
+// What the HTML pages share (not a route): who is looking, safe redirect targets, form fields.
+import type { Context } from "hono";
 import type { Viewer } from "../components/Layout.tsx";
 import type { AppEnv } from "../utils/app_env.ts";
 import { HttpError } from "../utils/errors.ts";
-import { isAdmin } from "../utils/session.ts";
+import { isAdmin } from "../middlewares/admin.ts";
 import { refuseNul } from "../utils/validation.ts";
-
-export { requireAdmin } from "../utils/session.ts";
 
 export function viewerOf(c: Context<AppEnv>, balance: number | null): Viewer {
   const user = c.var.user;
@@ -32,15 +29,6 @@ export function safeNext(next: string | undefined | null, appUrl: string): strin
   // "/.//evil" normalises to "//evil", which a browser would read as another host.
   return `${target.pathname.replace(/^\/{2,}/, "/")}${target.search}${target.hash}`;
 }
-
-/** Pages that need a signed-in user send a signed-out visitor to /login, and back afterwards. */
-export const requirePageUser: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (!c.var.user) {
-    const url = new URL(c.req.url);
-    return c.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`, 303);
-  }
-  await next();
-};
 
 /** The form fields of a urlencoded or multipart body as strings (files are ignored). */
 export async function formFields(c: Context<AppEnv>): Promise<Record<string, string>> {

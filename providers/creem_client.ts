@@ -7,8 +7,8 @@ import {
   RequestTimeoutError,
   ResponseValidationError,
 } from "creem/models/errors";
-import type { Config } from "../config.ts";
-import { HttpError } from "../errors.ts";
+import type { Config } from "../utils/config.ts";
+import { HttpError } from "../utils/errors.ts";
 
 const REQUEST_TIMEOUT_MS = 15_000;
 

@@ -2,8 +2,8 @@
 // STRIPE_API_URL (config.stripe.apiUrl) points the SDK elsewhere than api.stripe.com: the tests
 // use it to talk to a local stand-in.
 import Stripe from "stripe";
-import type { Config } from "../config.ts";
-import { HttpError } from "../errors.ts";
+import type { Config } from "../utils/config.ts";
+import { HttpError } from "../utils/errors.ts";
 
 const REQUEST_TIMEOUT_MS = 15_000;
 

@@ -1,0 +1,100 @@
+// Builds the Hono application from the route modules: the middleware every request passes
+// (middlewares/), each route module at its URL (routes/, named as Fresh names file routes), and
+// the one error handler. main.ts only starts it; the tests build it the same way.
+import { Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Sql } from "./db/client.ts";
+import { bufferBodies } from "./middlewares/body_reader.ts";
+import { refuseCrossSite } from "./middlewares/csrf.ts";
+import { notFound, onError } from "./middlewares/errors.ts";
+import { noStorePersonal, securityHeaders } from "./middlewares/security_headers.ts";
+import { loadSession } from "./middlewares/session.ts";
+import { errorPage, notFoundPage } from "./routes/_error.tsx";
+import { admin as adminPage } from "./routes/admin/index.tsx";
+import { adminUser } from "./routes/admin/users/[id].tsx";
+import { admin } from "./routes/api/admin.ts";
+import { auth } from "./routes/api/auth.ts";
+import { billing } from "./routes/api/billing.ts";
+import { checkout } from "./routes/api/checkout.ts";
+import { cron } from "./routes/api/cron.ts";
+import { me } from "./routes/api/me.ts";
+import { webhooks } from "./routes/api/webhooks.ts";
+import { billingPages } from "./routes/billing.tsx";
+import { checkoutStart } from "./routes/checkout/start.tsx";
+import { checkoutSuccess } from "./routes/checkout/success.tsx";
+import { dashboard } from "./routes/dashboard.tsx";
+import { home } from "./routes/index.tsx";
+import { login } from "./routes/login.tsx";
+import { logout } from "./routes/logout.ts";
+import { signup } from "./routes/signup.tsx";
+import type { AppEnv } from "./utils/app_env.ts";
+import type { Config } from "./utils/config.ts";
+import { HttpError } from "./utils/errors.ts";
+import { serveStatic } from "./utils/static_files.ts";
+import { refuseNulInUrl } from "./utils/validation.ts";
+
+const MAX_API_BODY = 1024 * 1024;
+
+/** Hono's body limit, answering with Tally's 413. */
+function limitBody(maxSize: number, message: string): MiddlewareHandler<AppEnv> {
+  return bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new HttpError(413, "payload_too_large", message);
+    },
+  });
+}
+
+/** Every HTML page and the static assets, mounted at /. */
+function pages(): Hono<AppEnv> {
+  const pages = new Hono<AppEnv>();
+  // The pages' forms are a few short fields.
+  pages.use(limitBody(64 * 1024, "the form is larger than 64 KB"));
+  pages.get("/static/:name", serveStatic);
+  pages.route("/", home);
+  pages.route("/", signup);
+  pages.route("/", login);
+  pages.route("/", logout);
+  pages.route("/", dashboard);
+  pages.route("/", billingPages);
+  pages.route("/", checkoutStart);
+  pages.route("/", checkoutSuccess);
+  pages.route("/admin", adminPage);
+  pages.route("/admin/users", adminUser);
+  return pages;
+}
+
+export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.use(async (c, next) => {
+    c.set("sql", deps.sql);
+    c.set("config", deps.config);
+    await next();
+  });
+  app.use(securityHeaders);
+  app.use(noStorePersonal);
+  app.use(refuseNulInUrl);
+  app.use(bufferBodies({
+    timeoutMs: deps.config.bodyTimeoutMs,
+    maxReads: deps.config.maxBodyReads,
+    maxBytes: MAX_API_BODY,
+  }));
+  app.use("/api/*", limitBody(MAX_API_BODY, "the request body is larger than 1 MB"));
+  app.use(refuseCrossSite);
+  app.use(loadSession);
+
+  app.route("/api/auth", auth);
+  app.route("/api/me", me);
+  app.route("/api/cron", cron);
+  app.route("/api/checkout", checkout);
+  app.route("/api/billing", billing);
+  app.route("/api/webhooks", webhooks);
+  app.route("/api/admin", admin);
+  app.route("/", pages());
+
+  const errorPages = { notFound: notFoundPage, error: errorPage };
+  app.notFound(notFound(errorPages));
+  app.onError(onError(errorPages));
+  return app;
+}
