@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppEnv } from "../utils/app_env.ts";
 import { HttpError } from "../utils/errors.ts";
-import { serveStatic } from "../utils/static_files.ts";
+import { serveIsland, serveStatic } from "../utils/static_files.ts";
 import { admin } from "./admin/index.tsx";
 import { authPages } from "./auth_pages.tsx";
 import { billingPages } from "./billing.tsx";
@@ -23,6 +23,7 @@ pages.use(bodyLimit({
   },
 }));
 pages.get("/static/:name", serveStatic);
+pages.get("/static/islands/:name", serveIsland);
 pages.route("/", home);
 pages.route("/", authPages);
 pages.route("/", dashboard);
