@@ -4,6 +4,7 @@ import type { Page, Request } from "playwright-core";
 import { ensureUiBuilt } from "../utils/static_files.ts";
 import { islandBundleSizes } from "../tasks/build_ui.ts";
 import { browserTest, signUpInBrowser, startBrowserSession } from "./helpers/browser.ts";
+import { signedUp, withServer } from "./helpers/http.ts";
 
 /** Checks the accessibility basics the UI promises on the page that is open. */
 async function assertAccessible(page: Page): Promise<void> {
@@ -298,4 +299,47 @@ Deno.test({
       await session.close();
     }
   },
+});
+
+Deno.test("ui: island props are one JSON block that no text can close, the bundles are served", async () => {
+  await withServer(async (server) => {
+    const { client } = await signedUp(server);
+    const hostile = "</script><script>document.title='x'</script><!--";
+    const spent = await client.request("POST", "/api/me/credits/consume", {
+      amount: 1,
+      idempotencyKey: crypto.randomUUID(),
+      description: hostile,
+    });
+    assert.equal(spent.status, 200);
+    const page = await client.request("GET", "/dashboard");
+    assert.equal(page.status, 200);
+    const html = String(page.json);
+    assert.equal(html.includes(hostile), false, "the description reached the HTML unescaped");
+    const blocks = [...html.matchAll(
+      /<script type="application\/json" id="island-props">([\s\S]*?)<\/script>/g,
+    )];
+    assert.equal(blocks.length, 1);
+    const marks = JSON.parse(blocks[0][1]) as { name: string; props: unknown }[];
+    assert.deepEqual(
+      marks.map((mark) => mark.name),
+      ["NavBalance", "CreditStats", "DailySignin", "UsageChart", "Grants", "Transactions"],
+    );
+    const history = marks[5].props as { initial: { items: { description: string }[] } };
+    assert.equal(history.initial.items[0].description, hostile);
+    assert.equal(html.includes("data-props"), false);
+
+    // A page without islands names no script at all.
+    const login = await fetch(`${server.baseUrl}/login`);
+    assert.equal((await login.text()).includes("<script"), false);
+
+    const entry = await fetch(`${server.baseUrl}/static/islands/client.js`);
+    assert.equal(entry.status, 200);
+    assert.match(entry.headers.get("content-type") ?? "", /^text\/javascript/);
+    assert.match(await entry.text(), /island-props/);
+    for (const name of ["nope.js", "..%2Fapp.css", "client.ts", "%2E%2E%2Fpico.min.css"]) {
+      const refused = await fetch(`${server.baseUrl}/static/islands/${name}`);
+      await refused.body?.cancel();
+      assert.equal(refused.status, 404, name);
+    }
+  });
 });
