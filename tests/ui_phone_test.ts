@@ -102,7 +102,15 @@ Deno.test({
       await signUpInBrowser(admin, ADMIN);
       await verifyEmail(session.server.db.sql, ADMIN);
       const me = await (await user.request.get("/api/me")).json() as { id: string };
-      for (const path of ["/dashboard", "/billing", "/admin", `/admin/users/${me.id}`]) {
+      const adminPages = [
+        "/",
+        "/dashboard",
+        "/billing",
+        "/admin",
+        `/admin/users/${me.id}`,
+        "/nope",
+      ];
+      for (const path of adminPages) {
         await assertFits(admin, path);
         await assertLogOutOnScreen(admin);
       }
