@@ -30,7 +30,7 @@ import { signup } from "./routes/signup.tsx";
 import type { AppEnv } from "./utils/app_env.ts";
 import type { Config } from "./utils/config.ts";
 import { HttpError } from "./utils/errors.ts";
-import { serveStatic } from "./utils/static_files.ts";
+import { serveIsland, serveStatic } from "./utils/static_files.ts";
 import { refuseNulInUrl } from "./utils/validation.ts";
 
 const MAX_API_BODY = 1024 * 1024;
@@ -51,6 +51,7 @@ function pages(): Hono<AppEnv> {
   // The pages' forms are a few short fields.
   pages.use(limitBody(64 * 1024, "the form is larger than 64 KB"));
   pages.get("/static/:name", serveStatic);
+  pages.get("/static/islands/:name", serveIsland);
   pages.route("/", home);
   pages.route("/", signup);
   pages.route("/", login);

@@ -1,6 +1,7 @@
-// The frame of every page: head, navigation (with the balance when signed in), main, footer.
+// The frame of every page: head, navigation (with the balance when signed in), main, footer, and
+// last the islands' props and script (components/Island.tsx).
 import type { ComponentChildren } from "preact";
-import { formatCredits } from "./format.ts";
+import { Island, IslandScripts } from "./Island.tsx";
 
 /** Who is looking at the page: null when signed out. */
 export type Viewer = { email: string; balance: number | null; admin: boolean } | null;
@@ -32,9 +33,7 @@ export function Layout({ title, viewer, path, assetVersion, children }: LayoutPr
         <meta name="color-scheme" content="light dark" />
         <title>{`${title} · Tally`}</title>
         <link rel="stylesheet" href={asset("pico.min.css")} />
-        <link rel="stylesheet" href={asset("uPlot.min.css")} />
         <link rel="stylesheet" href={asset("app.css")} />
-        <script type="module" src={asset("islands.js")} />
       </head>
       <body>
         <a class="skip-link" href="#main">Skip to content</a>
@@ -47,7 +46,11 @@ export function Layout({ title, viewer, path, assetVersion, children }: LayoutPr
                 </a>
               </li>
             </ul>
-            <ul>
+            {
+              /* Below 600 px the pages and the balance fold into this popover, opened by "Menu"
+                (no script: the browser does it); wider, the same list shows inline. */
+            }
+            <ul id="nav-menu" class="nav-menu" popover="auto">
               <NavLink href="/" path={path}>Pricing</NavLink>
               {viewer
                 ? (
@@ -57,25 +60,31 @@ export function Layout({ title, viewer, path, assetVersion, children }: LayoutPr
                     {viewer.admin && <NavLink href="/admin" path={path}>Admin</NavLink>}
                     {viewer.balance !== null && (
                       <li>
-                        <a href="/dashboard" id="nav-balance" title="Your balance">
-                          {formatCredits(viewer.balance)}
-                        </a>
+                        <Island name="NavBalance" props={{ balance: viewer.balance }} />
                       </li>
                     )}
-                    <li>
-                      <form method="post" action="/logout" class="inline">
-                        <button type="submit" class="secondary outline">Log out</button>
-                      </form>
-                    </li>
                   </>
                 )
+                : <NavLink href="/login" path={path}>Log in</NavLink>}
+            </ul>
+            <ul>
+              <li class="nav-toggle">
+                <button type="button" popovertarget="nav-menu" class="secondary outline">
+                  Menu
+                </button>
+              </li>
+              {viewer
+                ? (
+                  <li>
+                    <form method="post" action="/logout" class="inline">
+                      <button type="submit" class="secondary outline">Log out</button>
+                    </form>
+                  </li>
+                )
                 : (
-                  <>
-                    <NavLink href="/login" path={path}>Log in</NavLink>
-                    <li>
-                      <a href="/signup" role="button">Sign up</a>
-                    </li>
-                  </>
+                  <li>
+                    <a href="/signup" role="button">Sign up</a>
+                  </li>
                 )}
             </ul>
           </nav>
@@ -86,6 +95,7 @@ export function Layout({ title, viewer, path, assetVersion, children }: LayoutPr
         <footer class="container">
           <small>Tally: credits and subscriptions. All times are UTC.</small>
         </footer>
+        <IslandScripts asset={asset} />
       </body>
     </html>
   );

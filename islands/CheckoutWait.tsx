@@ -4,7 +4,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { formatCredits, formatSigned } from "../components/format.ts";
 import type { Transaction, TransactionPage } from "../components/types.ts";
-import { updateNavBalance } from "./DailySignin.tsx";
+import { showBalance } from "./_credits.ts";
 
 export type Arrival = { kind: string; amount: number; description: string; createdAt: string };
 
@@ -57,7 +57,7 @@ export function CheckoutWait({ balance, arrivals, since, timeoutMs, pollMs }: Ch
           const me = await response.json() as { balance: number };
           const found = me.balance !== balance ? await arrivalsSince(since) : [];
           if (found.length > 0) {
-            updateNavBalance(me.balance);
+            showBalance(me.balance);
             setState({ kind: "arrived", balance: me.balance, arrivals: found });
             return;
           }

@@ -1,9 +1,11 @@
 // The transaction history with a kind filter and paging through /api/me/transactions. Without
-// JavaScript the filter is a GET form and "Older entries" a link, both served by /dashboard.
-import { useState } from "preact/hooks";
+// JavaScript the filter is a GET form and "Older entries" a link, both served by /dashboard. When
+// an island on the page changes the ledger (islands/_credits.ts), the first page is reloaded.
+import { useEffect, useState } from "preact/hooks";
 import { KIND_LABELS } from "../components/format.ts";
 import { LedgerTable } from "../components/LedgerTable.tsx";
 import type { Transaction, TransactionPage } from "../components/types.ts";
+import { ledgerChanges } from "./_credits.ts";
 
 export type TransactionsProps = { initial: TransactionPage; kind: string };
 
@@ -38,6 +40,11 @@ export function Transactions({ initial, kind: initialKind }: TransactionsProps) 
       setBusy(false);
     }
   }
+
+  const changes = ledgerChanges.value;
+  useEffect(() => {
+    if (changes > 0) load(kind, null);
+  }, [changes]);
 
   return (
     <div aria-busy={busy}>

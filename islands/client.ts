@@ -1,19 +1,45 @@
-// The browser entry (bundled into static/islands.js by `deno task build`): hydrates every
-// <div data-island="Name" data-props='{json}'> that the server rendered.
+/// <reference lib="dom" />
+// The browser entry (bundled into static/islands/ by `deno task build`): reads the props of every
+// island of the page from the one <script type="application/json" id="island-props"> and
+// hydrates each <div data-island-id="N"> that the server rendered (components/Island.tsx). Each
+// island is imported on its own, so a page loads the code of the islands it has and no other.
 import { type ComponentType, h, hydrate } from "preact";
-import { type IslandName, islands } from "./registry.ts";
+import type { IslandName } from "./registry.ts";
+
+type Loader = () => Promise<ComponentType<never>>;
+
+const load = {
+  CheckoutWait: () => import("./CheckoutWait.tsx").then((module) => module.CheckoutWait),
+  CreditStats: () => import("./CreditStats.tsx").then((module) => module.CreditStats),
+  DailySignin: () => import("./DailySignin.tsx").then((module) => module.DailySignin),
+  Grants: () => import("./Grants.tsx").then((module) => module.Grants),
+  NavBalance: () => import("./NavBalance.tsx").then((module) => module.NavBalance),
+  PricingToggle: () => import("./PricingToggle.tsx").then((module) => module.PricingToggle),
+  ProviderRedirect: () =>
+    import("./ProviderRedirect.tsx").then((module) => module.ProviderRedirect),
+  Transactions: () => import("./Transactions.tsx").then((module) => module.Transactions),
+  UsageChart: () => import("./UsageChart.tsx").then((module) => module.UsageChart),
+} satisfies Record<IslandName, Loader>;
+
+type Mark = { name: IslandName; props: Record<string, unknown> };
+
+async function hydrateOne(element: HTMLElement, mark: Mark | undefined): Promise<void> {
+  if (!mark || !Object.hasOwn(load, mark.name)) {
+    console.error(`unknown island ${mark?.name ?? element.dataset.islandId}`);
+    return;
+  }
+  // The props were type-checked where the server rendered the mark (components/Island.tsx).
+  const component = await load[mark.name]() as ComponentType<Record<string, unknown>>;
+  hydrate(h(component, mark.props), element);
+}
 
 function hydrateAll(): void {
-  for (const element of document.querySelectorAll<HTMLElement>("[data-island]")) {
-    const name = element.dataset.island as IslandName;
-    const component = islands[name];
-    if (!component) {
-      console.error(`unknown island ${name}`);
-      continue;
-    }
-    // The props were type-checked where the server rendered the mark (utils/render.tsx).
-    const props = JSON.parse(element.dataset.props ?? "{}") as Record<string, unknown>;
-    hydrate(h(component as ComponentType<Record<string, unknown>>, props), element);
+  const data = document.getElementById("island-props")?.textContent ?? "[]";
+  const marks = JSON.parse(data) as Mark[];
+  for (const element of document.querySelectorAll<HTMLElement>("[data-island-id]")) {
+    hydrateOne(element, marks[Number(element.dataset.islandId)]).catch((error) =>
+      console.error(error)
+    );
   }
 }
 

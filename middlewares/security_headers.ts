@@ -5,10 +5,10 @@ import type { MiddlewareHandler } from "hono";
 import { secureHeaders } from "hono/secure-headers";
 
 /**
- * The pages load /static/islands.js and stylesheets only; islands set styles through the CSSOM
- * (element.style), which style-src does not govern. Referrer-Policy is "same-origin": with
- * "no-referrer" a browser sends `Origin: null` on same-origin form posts, which the CSRF check
- * would refuse.
+ * The pages load the island bundles of /static/islands/ and stylesheets only; islands set styles
+ * through the CSSOM (element.style), which style-src does not govern. Referrer-Policy is
+ * "same-origin": with "no-referrer" a browser sends `Origin: null` on same-origin form posts,
+ * which the CSRF check would refuse.
  */
 export const securityHeaders: MiddlewareHandler = secureHeaders({
   contentSecurityPolicy: {

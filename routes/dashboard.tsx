@@ -2,8 +2,7 @@
 // usage chart and the daily sign-in. POST /daily-signin is the sign-in button without JavaScript.
 import { Hono } from "hono";
 import { z } from "zod";
-import { DataTable } from "../components/DataTable.tsx";
-import { formatCredits, formatDate, kindLabel } from "../components/format.ts";
+import { formatCredits } from "../components/format.ts";
 import type { CreditSummary, Me, TransactionPage, UsageDay } from "../components/types.ts";
 import { TransactionsQuery } from "../utils/schemas.ts";
 import type { AppEnv } from "../utils/app_env.ts";
@@ -43,19 +42,14 @@ dashboard.get("/dashboard", async (c) => {
       <>
         <h1>Your credits</h1>
         <div class="stats">
-          <article>
-            <h2>Balance</h2>
-            <p class="price" id="balance">{formatCredits(data.balance)}</p>
-            <small>
-              Plan: {data.me.plan.id} ({data.me.plan.status})
-              {data.me.plan.renewsAt ? `, renews ${formatDate(data.me.plan.renewsAt)}` : ""}
-            </small>
-          </article>
-          <article>
-            <h2>Expiring soon</h2>
-            <p class="price" id="expiring-soon">{formatCredits(credits.expiringSoon.amount)}</p>
-            <small>before {formatDate(credits.expiringSoon.before)}</small>
-          </article>
+          <Island
+            name="CreditStats"
+            props={{
+              balance: data.balance,
+              expiringSoon: credits.expiringSoon,
+              plan: data.me.plan,
+            }}
+          />
           <article>
             <Island
               name="DailySignin"
@@ -81,26 +75,7 @@ dashboard.get("/dashboard", async (c) => {
 
         <section aria-labelledby="grants-title">
           <h2 id="grants-title">Your credits, in the order they will be spent</h2>
-          {credits.grants.length === 0 ? <p>You have no credits left.</p> : (
-            <DataTable
-              id="grants"
-              columns={[
-                { label: "Kind" },
-                { label: "Remaining", numeric: true },
-                { label: "Of", numeric: true },
-                { label: "Expires" },
-              ]}
-            >
-              {credits.grants.map((grant) => (
-                <tr key={grant.id} data-kind={grant.kind}>
-                  <td>{kindLabel(grant.kind)}</td>
-                  <td class="number">{grant.remaining}</td>
-                  <td class="number">{grant.amount}</td>
-                  <td>{grant.expiresAt ? formatDate(grant.expiresAt) : "never"}</td>
-                </tr>
-              ))}
-            </DataTable>
-          )}
+          <Island name="Grants" props={{ grants: credits.grants }} />
         </section>
 
         <section aria-labelledby="history-title" id="history">

@@ -1,11 +1,11 @@
-// The body reader's copies (utils/body_reader.ts): the webhook path reads every body once, and a
+// The body reader's copies (middlewares/body_reader.ts): the webhook path reads every body once, and a
 // body that arrives in one chunk of its own reaches the route without being copied; a body in
 // several chunks is put together in one buffer of its own.
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { readRawBody } from "../routes/api/webhooks.ts";
 import type { AppEnv } from "../utils/app_env.ts";
-import { bufferBodies } from "../utils/body_reader.ts";
+import { bufferBodies } from "../middlewares/body_reader.ts";
 
 const LIMITS = { timeoutMs: 5_000, maxReads: 4, maxBytes: 1024 * 1024 };
 

@@ -67,6 +67,16 @@ Deno.test({
       // An ADMIN_EMAILS address gets the admin pages once verified.
       await verifyEmail(session.server.db.sql, ADMIN);
       await visit(page, "/dashboard", watch);
+      // The props of all the page's islands are one JSON data block, which script-src does not
+      // refuse (no violation above), rather than an attribute on each island's mark.
+      assert.deepEqual(
+        await page.evaluate(() => ({
+          blocks: document.querySelectorAll('script[type="application/json"]').length,
+          marks: document.querySelectorAll("[data-island-id]").length,
+          attributes: document.querySelectorAll("[data-props]").length,
+        })),
+        { blocks: 1, marks: 6, attributes: 0 },
+      );
       // The chart is drawn by uPlot (a canvas only the island makes) and the daily sign-in
       // island claims through fetch, without leaving the page.
       await page.locator(".chart canvas").waitFor();

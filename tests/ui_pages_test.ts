@@ -1,8 +1,10 @@
 // Browser tests of the public and signed-in pages: real chromium, real server, real PostgreSQL.
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
+import type { Page, Request } from "playwright-core";
 import { ensureUiBuilt } from "../utils/static_files.ts";
+import { islandBundleSizes } from "../tasks/build_ui.ts";
 import { browserTest, signUpInBrowser, startBrowserSession } from "./helpers/browser.ts";
+import { signedUp, withServer } from "./helpers/http.ts";
 
 /** Checks the accessibility basics the UI promises on the page that is open. */
 async function assertAccessible(page: Page): Promise<void> {
@@ -197,9 +199,147 @@ Deno.test({
 
 Deno.test("ui: the island bundle stays under 60 KB gzipped", async () => {
   await ensureUiBuilt();
-  const bundle = await Deno.readFile(new URL("../static/islands.js", import.meta.url));
-  const gzipped = await new Response(
-    new Blob([bundle]).stream().pipeThrough(new CompressionStream("gzip")),
-  ).arrayBuffer();
+  // Every island bundle together (the entry, each island and their shared chunks): more than any
+  // one page loads.
+  const sizes = await islandBundleSizes();
+  assert.ok(sizes.some((file) => file.name === "client.js"), "no entry");
+  const gzipped = { byteLength: sizes.reduce((sum, file) => sum + file.gzipped, 0) };
   assert.ok(gzipped.byteLength < 60 * 1024, `${gzipped.byteLength} bytes gzipped`);
+});
+
+Deno.test({
+  name: "ui: after Claim every balance on the dashboard shows the new value, focus on the result",
+  ...browserTest,
+  fn: async () => {
+    const session = await startBrowserSession();
+    try {
+      const page = await session.newPage();
+      await signUpInBrowser(page);
+      assert.equal(balanceOf(await page.locator("#balance").innerText()), 100);
+      const grantsBefore = await page.locator("#grants tbody tr").count();
+
+      await page.getByRole("button", { name: /Claim 5 credits/ }).click();
+      await page.getByText("You got 5 credits").waitFor();
+      // The nav, the Balance card, the grants and the history: one balance on the page.
+      await page.waitForFunction(
+        () => {
+          const digits = (selector: string) =>
+            Number((document.querySelector(selector)?.textContent ?? "").replace(/[^0-9]/g, ""));
+          return digits("#nav-balance") === 105 && digits("#balance") === 105 &&
+            document.querySelector('#grants tbody tr[data-kind="daily_signin"]') !== null &&
+            document.querySelector('#transactions tbody tr[data-kind="daily_signin"]') !== null;
+        },
+        undefined,
+        { timeout: 10_000 },
+      ).catch(() => {});
+      assert.equal(balanceOf(await page.locator("#nav-balance").innerText()), 105);
+      assert.equal(balanceOf(await page.locator("#balance").innerText()), 105);
+      assert.equal(await page.locator("#grants tbody tr").count(), grantsBefore + 1);
+      assert.match(
+        await page.locator('#grants tbody tr[data-kind="daily_signin"]').innerText(),
+        /5[\s\S]*5/,
+      );
+      const newest = page.locator("#transactions tbody tr").first();
+      assert.equal(await newest.getAttribute("data-kind"), "daily_signin");
+      assert.match(await newest.innerText(), /\+5[\s\S]*105/);
+      // Focus moves to the result rather than falling to <body> with the removed button.
+      const focused = await page.evaluate(() => ({
+        id: document.activeElement?.id ?? "",
+        text: document.activeElement?.textContent ?? "",
+      }));
+      assert.equal(focused.id, "daily-signin-result");
+      assert.match(focused.text, /You got 5 credits/);
+    } finally {
+      await session.close();
+    }
+  },
+});
+
+/** The scripts and stylesheets a page loaded from /static/, by path, with their text. */
+async function assetsOf(page: Page, path: string): Promise<Map<string, string>> {
+  const loaded = new Set<string>();
+  const listener = (request: Request) => {
+    const url = new URL(request.url());
+    if (url.pathname.startsWith("/static/")) loaded.add(url.pathname + url.search);
+  };
+  page.on("request", listener);
+  await page.goto(path);
+  await page.waitForLoadState("networkidle");
+  page.off("request", listener);
+  // Read again through the API: a browser may no longer hold the body of a response it used.
+  return new Map(
+    await Promise.all(
+      [...loaded].map(async (url) => [url, await (await page.request.get(url)).text()] as const),
+    ),
+  );
+}
+
+Deno.test({
+  name: "ui: a page loads only the islands it renders (uPlot only with the chart)",
+  ...browserTest,
+  fn: async () => {
+    const session = await startBrowserSession();
+    try {
+      const page = await session.newPage();
+      // uPlot's own class names are in its code and its stylesheet, whatever the minifier does.
+      const hasUplot = (assets: Map<string, string>) =>
+        [...assets.values()].some((text) => text.includes("u-over"));
+
+      const pricing = await assetsOf(page, "/");
+      assert.ok([...pricing.keys()].some((name) => name.endsWith(".js")), "no island on /");
+      assert.equal(hasUplot(pricing), false, `uPlot on /: ${[...pricing.keys()]}`);
+      assert.equal(hasUplot(await assetsOf(page, "/login")), false, "uPlot on /login");
+
+      await signUpInBrowser(page);
+      const dashboard = await assetsOf(page, "/dashboard");
+      assert.ok(hasUplot(dashboard), `no uPlot on /dashboard: ${[...dashboard.keys()]}`);
+      await page.locator(".chart canvas").waitFor();
+      assert.equal(hasUplot(await assetsOf(page, "/billing")), false, "uPlot on /billing");
+    } finally {
+      await session.close();
+    }
+  },
+});
+
+Deno.test("ui: island props are one JSON block that no text can close, the bundles are served", async () => {
+  await withServer(async (server) => {
+    const { client } = await signedUp(server);
+    const hostile = "</script><script>document.title='x'</script><!--";
+    const spent = await client.request("POST", "/api/me/credits/consume", {
+      amount: 1,
+      idempotencyKey: crypto.randomUUID(),
+      description: hostile,
+    });
+    assert.equal(spent.status, 200);
+    const page = await client.request("GET", "/dashboard");
+    assert.equal(page.status, 200);
+    const html = String(page.json);
+    assert.equal(html.includes(hostile), false, "the description reached the HTML unescaped");
+    const blocks = [...html.matchAll(
+      /<script type="application\/json" id="island-props">([\s\S]*?)<\/script>/g,
+    )];
+    assert.equal(blocks.length, 1);
+    const marks = JSON.parse(blocks[0][1]) as { name: string; props: unknown }[];
+    assert.deepEqual(
+      marks.map((mark) => mark.name),
+      ["NavBalance", "CreditStats", "DailySignin", "UsageChart", "Grants", "Transactions"],
+    );
+    const history = marks[5].props as { initial: { items: { description: string }[] } };
+    assert.equal(history.initial.items[0].description, hostile);
+    assert.equal(html.includes("data-props"), false);
+
+    // A page without islands names no script at all.
+    const login = await fetch(`${server.baseUrl}/login`);
+    assert.equal((await login.text()).includes("<script"), false);
+
+    const entry = await fetch(`${server.baseUrl}/static/islands/client.js`);
+    assert.equal(entry.status, 200);
+    assert.match(entry.headers.get("content-type") ?? "", /^text\/javascript/);
+    assert.match(await entry.text(), /island-props/);
+    for (const name of ["nope.js", "..%2Fapp.css", "client.ts", "%2E%2E%2Fpico.min.css"]) {
+      const refused = await fetch(`${server.baseUrl}/static/islands/${name}`);
+      await refused.body?.cancel();
+      assert.equal(refused.status, 404, name);
+    }
+  });
 });

@@ -1,23 +1,16 @@
 // Server-side rendering: a page is a Preact tree rendered to a string inside the layout. Islands
-// are marked <div data-island="Name" data-props='{json}'> around their server-rendered HTML, and
-// islands/client.ts hydrates them in the browser.
+// (components/Island.tsx) are collected while the page renders; the layout ends <body> with their
+// props in one JSON block and the browser entry that hydrates them (islands/client.ts).
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ComponentChildren } from "preact";
 import { renderToString } from "preact-render-to-string";
+import { IslandCollector, IslandsOfPage } from "../components/Island.tsx";
 import { Layout, type Viewer } from "../components/Layout.tsx";
-import { type IslandName, type IslandProps, islands } from "../islands/registry.ts";
 import type { AppEnv } from "./app_env.ts";
 import { staticVersion } from "./static_files.ts";
 
-export function Island<N extends IslandName>({ name, props }: { name: N; props: IslandProps<N> }) {
-  const Component = islands[name] as (props: IslandProps<N>) => ComponentChildren;
-  return (
-    <div data-island={name} data-props={JSON.stringify(props)}>
-      <Component {...props} />
-    </div>
-  );
-}
+export { Island } from "../components/Island.tsx";
 
 export type PageOptions = {
   title: string;
@@ -28,14 +21,16 @@ export type PageOptions = {
 
 export function renderDocument(options: PageOptions & { path: string }): string {
   return "<!doctype html>" + renderToString(
-    <Layout
-      title={options.title}
-      viewer={options.viewer}
-      path={options.path}
-      assetVersion={staticVersion()}
-    >
-      {options.children}
-    </Layout>,
+    <IslandsOfPage value={new IslandCollector()}>
+      <Layout
+        title={options.title}
+        viewer={options.viewer}
+        path={options.path}
+        assetVersion={staticVersion()}
+      >
+        {options.children}
+      </Layout>
+    </IslandsOfPage>,
   );
 }
 

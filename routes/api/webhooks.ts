@@ -6,7 +6,7 @@ import type { Context } from "hono";
 import { timingSafeEqual } from "node:crypto";
 import Stripe from "stripe";
 import type { AppEnv } from "../../utils/app_env.ts";
-import { bufferedBody } from "../../utils/body_reader.ts";
+import { bufferedBody } from "../../middlewares/body_reader.ts";
 import { HttpError } from "../../utils/errors.ts";
 import type { BillingEvent, Provider } from "../../providers/billing_event.ts";
 import { normalizeCreemEvent } from "../../providers/creem_events.ts";
@@ -23,7 +23,7 @@ function tooLarge(): HttpError {
 
 /**
  * The body as bytes, refused (413) when it exceeds the limit. The body-reading middleware
- * (utils/body_reader.ts) has already read every request's body under the deadline and a cap of
+ * (middlewares/body_reader.ts) has already read every request's body under the deadline and a cap of
  * the same 1 MB: these are its bytes (a request it did not see is read whole, then checked).
  */
 export async function readRawBody(
