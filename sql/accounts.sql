@@ -65,7 +65,7 @@ declare
   v_address inet := coalesce(p_client_address, '::'::inet);
 begin
   if coalesce(p_limit_per_hour, 0) > 0 then
-    perform pg_advisory_xact_lock(1, hashtext(host(v_address)));
+    perform app.lock_signup_address(v_address);
     perform app.signup_check_limit(v_address, p_limit_per_hour, p_now);
   end if;
   insert into app.users (email, password_hash, name, created_at)
@@ -76,7 +76,7 @@ begin
   select * into v_settings from billing.settings;
   if v_settings.signup_gift_credits > 0 then
     perform credits.grant(v_user_id, v_settings.signup_gift_credits, 'signup_gift',
-                          'signup_gift:' || v_user_id,
+                          credits.signup_gift_key(v_user_id),
                           credits.add_days_utc(p_now, v_settings.signup_gift_days));
   end if;
 
@@ -319,7 +319,7 @@ as $$
 declare
   v_credits bigint;
   v_days integer;
-  v_key text := 'daily_signin:' || p_user_id || ':' || to_char(p_now at time zone 'UTC', 'YYYY-MM-DD');
+  v_key text := credits.daily_signin_key(p_user_id, p_now);
 begin
   select s.daily_signin_credits, s.daily_signin_days into v_credits, v_days from billing.settings s;
   granted := 0;

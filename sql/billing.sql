@@ -34,45 +34,8 @@ begin
 end
 $$;
 
--- An instant as UTC text, for source keys (the session's TimeZone must not change a key).
-create function billing.iso_utc(p_at timestamptz) returns text
-language sql stable parallel safe
-as $$ select to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') $$;
-
--- Source keys of the grants payments make. Month slots use credits.yearly_slot_key and
--- credits.lifetime_slot_key, which the daily job uses too, so slot 0 happens once. STABLE, as
--- their bodies are (to_char, text || bigint), so that they inline into their callers.
-create function billing.package_key(p_payment_id bigint) returns text
-language sql stable parallel safe
-as $$ select 'package:' || p_payment_id $$;
-
--- The key a one-time purchase's grants live under (billing.payments.grant_key): a package's own
--- grant, or the prefix of a lifetime purchase's month slots.
-create function billing.purchase_key(p_kind text, p_payment_id bigint) returns text
-language sql stable parallel safe
-as $$
-  select case p_kind when 'package' then billing.package_key(p_payment_id)
-                     when 'lifetime' then 'lifetime_monthly:' || p_payment_id end
-$$;
-
-create function billing.period_key(p_subscription_id bigint, p_period_start timestamptz)
-returns text
-language sql stable parallel safe
-as $$ select 'subscription_period:' || p_subscription_id || ':' || billing.iso_utc(p_period_start) $$;
-
-create function billing.trial_key(p_subscription_id bigint) returns text
-language sql stable parallel safe
-as $$ select 'trial:' || p_subscription_id $$;
-
-create function billing.upgrade_key(p_subscription_id bigint, p_period_start timestamptz,
-                                    p_plan_id text) returns text
-language sql stable parallel safe
-as $$
-  select 'upgrade:' || p_subscription_id || ':' || billing.iso_utc(p_period_start) || ':' || p_plan_id
-$$;
-
 -- billing._event_refs(p_event)
--- Returns the references an event names, as 'customer:…', 'subscription:…', 'payment:…'.
+-- Returns the references an event names (their formats: sql/keys.sql's event references).
 -- plpgsql rather than SQL: an SQL function with an aggregate is never inlined and would be planned
 -- again on every webhook; plpgsql keeps the plan for the session.
 create function billing._event_refs(p_event jsonb) returns text[]
@@ -82,28 +45,14 @@ begin
   return (
     select coalesce(array_agg(distinct r order by r), '{}')
       from (
-        select 'customer:' || (p_event #>> '{customer,customerRef}') as r
+        select billing.customer_event_ref(p_event #>> '{customer,customerRef}') as r
         union all
-        select 'subscription:' || (p_event ->> 'subscriptionRef')
+        select billing.subscription_event_ref(p_event ->> 'subscriptionRef')
         union all
-        select 'payment:' || x
+        select billing.payment_event_ref(x)
           from jsonb_array_elements_text(coalesce(p_event -> 'paymentRefs', '[]')) x
       ) refs
      where r is not null);
-end
-$$;
-
--- billing._lock_refs(p_provider, p_refs)
--- Takes a transaction advisory lock per reference, in sorted order (no deadlock among events).
--- plpgsql so that its plan is kept for the session (see _event_refs).
-create function billing._lock_refs(p_provider text, p_refs text[]) returns void
-language plpgsql
-as $$
-begin
-  perform pg_advisory_xact_lock(k)
-     from (select distinct hashtextextended(p_provider || ':' || r, 7461021003) as k
-             from unnest(p_refs) r
-            order by 1) keys;
 end
 $$;
 
@@ -596,7 +545,7 @@ begin
     perform billing.raise_failure(format('no %s payment known as %s', p_provider,
                                          p_event -> 'paymentRefs'));
   end if;
-  perform pg_advisory_xact_lock_shared(credits.batch_lock_key());
+  perform credits.lock_batch_shared();
   perform 1 from credits.balances b where b.user_id = _payment_of.user_id for update;
   select p.amount, p.refunded_amount, p.grant_key into amount, refunded_amount, grant_key
     from billing.payments p
@@ -621,7 +570,7 @@ as $$
 declare
   v_removed bigint;
 begin
-  perform pg_advisory_xact_lock_shared(credits.batch_lock_key());
+  perform credits.lock_batch_shared();
   perform 1 from credits.balances where user_id = p_user_id for update;
   perform credits._expire_locked(p_user_id, p_now);
   with wanted as (
@@ -749,7 +698,7 @@ begin
    where user_id = v_payment.user_id and id = v_payment.payment_id;
   if v_payment.amount > 0 then
     perform billing._claw_back(v_payment.user_id, array_agg(s.grant_id), array_agg(s.amount),
-                               'refund', 'refund:' || v_payment.payment_id || ':' || v_total, p_now)
+                               'refund', billing.refund_reference(v_payment.payment_id, v_total), p_now)
        from billing._refund_shares(v_payment.user_id, v_payment.grant_key, v_total,
                                    v_payment.amount) s
      having count(*) > 0;
@@ -771,7 +720,7 @@ begin
   update billing.payments set disputed_at = coalesce(disputed_at, p_now)
    where user_id = v_payment.user_id and id = v_payment.payment_id;
   perform billing._claw_back(v_payment.user_id, array_agg(g.grant_id), array_agg(g.amount),
-                             'dispute', 'dispute:' || (p_event ->> 'disputeRef'), p_now)
+                             'dispute', billing.dispute_reference(p_event ->> 'disputeRef'), p_now)
      from billing._payment_grants(v_payment.user_id, v_payment.grant_key) g
    having count(*) > 0;
   return v_payment.user_id;
@@ -929,7 +878,7 @@ begin
   if p_event_id is null or p_event_id = '' or jsonb_typeof(p_event) is distinct from 'object' then
     perform credits.raise_invalid('an event needs an ID and an object');
   end if;
-  perform pg_advisory_xact_lock(hashtextextended(p_provider || ':' || p_event_id, 7461021005));
+  perform billing.lock_event(p_provider, p_event_id);
   select e.status into v_status from billing.webhook_events e
    where e.provider = p_provider and e.event_id = p_event_id
      for update;

@@ -73,11 +73,6 @@ as $$
             from (select p_from at time zone 'UTC' as f, p_to at time zone 'UTC' as t) utc) s
 $$;
 
--- The key of the advisory lock that batches (expiry, distribution, daily runs) hold.
-create function credits.batch_lock_key() returns bigint
-language sql immutable parallel safe
-as $$ select 7461021001::bigint $$;
-
 create function credits.raise_unknown_user(p_user_id uuid) returns void
 language plpgsql
 as $$
@@ -227,7 +222,7 @@ begin
 
   select g.user_id, g.id into v_owner, grant_id from credits.grants g where g.source_key = p_source_key;
   if not found then
-    perform pg_advisory_xact_lock_shared(credits.batch_lock_key());
+    perform credits.lock_batch_shared();
     perform 1 from credits.balances where user_id = p_user_id for update;
     if not found then
       perform credits.raise_unknown_user(p_user_id);
@@ -446,7 +441,7 @@ language plpgsql
 set work_mem = '256MB' -- its sorts of every due grant stay in memory
 as $$
 begin
-  perform pg_advisory_xact_lock(credits.batch_lock_key());
+  perform credits.lock_batch();
   update credits.grants g
      set expired_at = p_now
    where g.expired_at is null and g.remaining = 0 and g.expires_at <= p_now;

@@ -62,8 +62,7 @@ as $$
       'credits', coalesce((select s.daily_signin_credits from billing.settings s), 0),
       'takenToday', exists (
         select 1 from credits.grants g
-         where g.source_key = 'daily_signin:' || p_user_id || ':'
-                              || to_char(p_now at time zone 'UTC', 'YYYY-MM-DD'))))
+         where g.source_key = credits.daily_signin_key(p_user_id, p_now))))
 $$;
 
 -- app.page_billing(p_user_id, p_now)
@@ -268,7 +267,7 @@ begin
   if p_amount is null or p_amount = 0 then
     perform credits.raise_invalid('the adjustment must not be zero');
   end if;
-  perform pg_advisory_xact_lock_shared(credits.batch_lock_key());
+  perform credits.lock_batch_shared();
   perform 1 from credits.balances where user_id = p_user_id for update;
   if not found then
     perform credits.raise_unknown_user(p_user_id);
@@ -277,7 +276,7 @@ begin
   select l.amount, l.balance_after into v_first, v_first_after
     from credits.grants g
     join credits.ledger l on l.user_id = g.user_id and l.grant_id = g.id and l.kind = 'adjustment'
-   where g.source_key = 'adjustment:' || p_key and g.user_id = p_user_id;
+   where g.source_key = credits.adjustment_key(p_key) and g.user_id = p_user_id;
   if v_first is null then
     select l.amount, l.balance_after into v_first, v_first_after
       from credits.ledger l
@@ -290,7 +289,7 @@ begin
     return v_first_after;
   end if;
   if p_amount > 0 then
-    perform credits.grant(p_user_id, p_amount, 'adjustment', 'adjustment:' || p_key, null,
+    perform credits.grant(p_user_id, p_amount, 'adjustment', credits.adjustment_key(p_key), null,
                           trim(p_reason));
     return credits.balance(p_user_id, p_now);
   end if;
