@@ -1,5 +1,5 @@
 -- Accounts: sign-up with its starting credits and its per-address limit, sessions, failed-login
--- lock, daily sign-in, and the purge of the limits' old rows.
+-- lock, email verification, and the purge of the limits' old rows.
 
 -- How long a session lives without use, and how often its expiry is pushed forward.
 create function app.session_lifetime() returns interval
@@ -75,16 +75,18 @@ begin
 
   select * into v_settings from billing.settings;
   if v_settings.signup_gift_credits > 0 then
-    perform credits.grant(v_user_id, v_settings.signup_gift_credits, 'signup_gift',
-                          credits.signup_gift_key(v_user_id),
-                          credits.add_days_utc(p_now, v_settings.signup_gift_days));
+    perform credits.grant(p_user_id => v_user_id, p_amount => v_settings.signup_gift_credits,
+                          p_kind => 'signup_gift',
+                          p_source_key => credits.signup_gift_key(v_user_id),
+                          p_expires_at => credits.add_days_utc(p_now, v_settings.signup_gift_days));
   end if;
 
   select * into v_free from billing.plans where kind = 'free' and active;
   if v_free.monthly_credits > 0 then
-    perform credits.grant(v_user_id, v_free.monthly_credits, 'free_monthly',
-                          credits.free_monthly_key(v_user_id, p_now),
-                          credits.add_days_utc(p_now, v_free.credits_expire_days));
+    perform credits.grant(p_user_id => v_user_id, p_amount => v_free.monthly_credits,
+                          p_kind => 'free_monthly',
+                          p_source_key => credits.free_monthly_key(v_user_id, p_now),
+                          p_expires_at => credits.add_days_utc(p_now, v_free.credits_expire_days));
   end if;
   if p_session_token_hash is not null then
     perform app.open_session(v_user_id, p_session_token_hash, p_now);
@@ -303,32 +305,5 @@ begin
     update app.users u set email_verified_at = p_now where u.id = v_user;
   end if;
   return query select v_user, v_email, coalesce(v_at, p_now), v_at is not null;
-end
-$$;
-
--- credits.daily_signin(p_user_id, p_now)
--- Effects: grants dailySignin.credits once per user per UTC day, expiring after
---   dailySignin.expiresInDays.
--- Returns: granted (0 when already taken today or when the plans file has no daily sign-in) and
---   the balance at p_now.
--- Idempotency key: daily_signin:<user>:<YYYY-MM-DD in UTC>. Locks: the user's balance row.
-create function credits.daily_signin(p_user_id uuid, p_now timestamptz default now())
-returns table (granted bigint, balance bigint)
-language plpgsql
-as $$
-declare
-  v_credits bigint;
-  v_days integer;
-  v_key text := credits.daily_signin_key(p_user_id, p_now);
-begin
-  select s.daily_signin_credits, s.daily_signin_days into v_credits, v_days from billing.settings s;
-  granted := 0;
-  if coalesce(v_credits, 0) > 0 then
-    select case when g.created then v_credits else 0 end into granted
-      from credits.grant_once(p_user_id, v_credits, 'daily_signin', v_key,
-                              credits.add_days_utc(p_now, v_days)) g;
-  end if;
-  balance := credits.balance(p_user_id, p_now);
-  return next;
 end
 $$;
