@@ -1,4 +1,6 @@
 -- What a signed-in user reads of their account, as JSON for the API, and the one date format.
+-- "Reads only" in a contract below means: no effects, so no idempotency key; no locks (it reads
+-- committed rows under its statement's snapshot); no errors unless it names some.
 
 -- ISO 8601 in UTC with milliseconds, the form JavaScript's Date prints.
 create function app.iso(p_at timestamptz) returns text

@@ -1,5 +1,7 @@
 -- What the web pages read: one call per page. Every page function reads only, unless its
 -- contract says otherwise (the admin pages take the session's message, sql/app_admin.sql).
+-- "Reads only" in a contract below means: no effects, so no idempotency key; no locks (it reads
+-- committed rows under its statement's snapshot); no errors unless it names some.
 
 -- app.page_nav(p_user_id, p_now) -> {balance} for pages that show nothing but the navigation.
 -- A null user gives a null balance. Reads only.

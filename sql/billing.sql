@@ -24,8 +24,19 @@
 --      checkout that names its user never miss each other;
 --   3. then, through credits.grant_once / billing._claw_back, the batch lock (shared) and the
 --      user's balance row, then grants.
+--
+-- The handlers, billing._apply_<kind>(p_provider, p_event, p_now), one per event kind, share one
+-- contract; each one's header adds its effects, keys, errors and locks:
+--   Inputs: the provider (billing.provider), the event in the neutral shape, the clock.
+--   Returns: the user the event concerned.
+--   Errors: BL001, a business failure (billing.raise_failure): billing._run rolls the handler's
+--     sub-transaction back and the event is kept failed with the message, to be retried.
+--   Locks: the event's key and reference locks (1 and 2 above) are held by the caller.
+-- "Reads only" in a contract below means: no effects, so no idempotency key; no locks (it reads
+-- committed rows under its statement's snapshot); no errors unless it names some.
 
--- A business failure: the event is kept as 'failed' with this message.
+-- billing.raise_failure(p_message): raises BL001, a business failure: the event is kept as
+-- 'failed' with this message. Effects none. Locks none.
 create function billing.raise_failure(p_message text) returns void
 language plpgsql
 as $$
@@ -37,7 +48,7 @@ $$;
 -- billing._event_refs(p_event)
 -- Returns the references an event names (their formats: sql/keys.sql's event references).
 -- plpgsql rather than SQL: an SQL function with an aggregate is never inlined and would be planned
--- again on every webhook; plpgsql keeps the plan for the session.
+-- again on every webhook; plpgsql keeps the plan for the session. Reads only (the event).
 create function billing._event_refs(p_event jsonb) returns text[]
 language plpgsql stable parallel safe
 as $$
@@ -60,7 +71,8 @@ $$;
 -- Returns the user an event is about, or null: the recorded owner of the subscription, else
 -- customer.userId when it names a user, else the provider's customer ID, else the email of an
 -- account that verified it (an unverified address may belong to someone else). Reads only.
-create function billing._find_user(p_provider text, p_customer jsonb, p_subscription_ref text)
+create function billing._find_user(p_provider billing.provider,
+                                   p_customer jsonb, p_subscription_ref text)
 returns uuid
 language plpgsql stable
 as $$
@@ -101,7 +113,8 @@ $$;
 --   new (a user keeps the first customer ID per provider; an ID already owned stays with its
 --   owner).
 -- Errors: BL001 when no user matches.
-create function billing._user_of(p_provider text, p_customer jsonb, p_subscription_ref text)
+create function billing._user_of(p_provider billing.provider,
+                                 p_customer jsonb, p_subscription_ref text)
 returns uuid
 language plpgsql
 as $$
@@ -128,7 +141,7 @@ $$;
 -- package (credits, expiry days). Retired prices still count: a renewal may be on one.
 -- Errors: BL001 for a price the plans file never had, or one of another provider; with
 --   p_subscription_only, also for a price that is not a plan's monthly or yearly price.
-create function billing._price(p_provider text, p_price_id text,
+create function billing._price(p_provider billing.provider, p_price_id text,
                                p_subscription_only boolean default false,
                                out price_id text, out price_interval text, out plan_id text,
                                out plan_kind text, out monthly_credits bigint,
@@ -156,8 +169,8 @@ begin
 end
 $$;
 
--- When credits granted at p_now expire: p_days later, or never (null) when the plans file sets
--- no expiry.
+-- billing._expiry(p_now, p_days): when credits granted at p_now expire: p_days later, or never
+-- (null) when the plans file sets no expiry. Pure: effects, errors and locks none.
 create function billing._expiry(p_now timestamptz, p_days integer) returns timestamptz
 language sql immutable parallel safe
 as $$ select credits.add_days_utc(p_now, p_days) $$;
@@ -172,8 +185,9 @@ as $$ select credits.add_days_utc(p_now, p_days) $$;
 -- Returns the payment's id. Idempotency key: (provider, any reference).
 -- Each statement here is planned once per session: the currency fallback is a statement of its
 -- own, because a sub-select inside the insert made PostgreSQL plan the insert anew on every call.
-create function billing._record_payment(p_provider text, p_user_id uuid, p_event jsonb,
-                                        p_price_id text, p_kind text, p_subscription_id bigint,
+create function billing._record_payment(p_provider billing.provider, p_user_id uuid, p_event jsonb,
+                                        p_price_id text, p_kind billing.payment_kind,
+                                        p_subscription_id bigint,
                                         p_period_start timestamptz, p_grant_key text)
 returns bigint
 language plpgsql
@@ -231,7 +245,8 @@ $$;
 -- Errors: BL001 for no matching user, no price, or a price the plans file never had.
 -- Idempotency key: the payment (billing._record_payment), then the grant's source key.
 -- Locks: through credits.grant_once, the batch lock (shared), then the user's balance row.
-create function billing._apply_checkout_paid(p_provider text, p_event jsonb, p_now timestamptz)
+create function billing._apply_checkout_paid(p_provider billing.provider,
+                                             p_event jsonb, p_now timestamptz)
 returns uuid
 language plpgsql
 as $$
@@ -256,21 +271,27 @@ begin
     return v_user;
   end if;
   if v_price.package_id is not null then
-    v_payment_id := billing._record_payment(p_provider, v_user, p_event, v_price.price_id,
-                                            'package', null, null, null);
-    perform credits.grant_once(v_user, v_price.package_credits, 'package',
-                               billing.package_key(v_payment_id),
-                               billing._expiry(p_now, v_price.package_expire_days),
-                               'Credit package ' || v_price.package_id);
+    v_payment_id := billing._record_payment(
+      p_provider => p_provider, p_user_id => v_user, p_event => p_event,
+      p_price_id => v_price.price_id, p_kind => 'package', p_subscription_id => null,
+      p_period_start => null, p_grant_key => null);
+    perform credits.grant_once(p_user_id => v_user, p_amount => v_price.package_credits,
+                               p_kind => 'package',
+                               p_source_key => billing.package_key(v_payment_id),
+                               p_expires_at => billing._expiry(p_now, v_price.package_expire_days),
+                               p_description => 'Credit package ' || v_price.package_id);
   else
-    v_payment_id := billing._record_payment(p_provider, v_user, p_event, v_price.price_id,
-                                            'lifetime', null, null, null);
+    v_payment_id := billing._record_payment(
+      p_provider => p_provider, p_user_id => v_user, p_event => p_event,
+      p_price_id => v_price.price_id, p_kind => 'lifetime', p_subscription_id => null,
+      p_period_start => null, p_grant_key => null);
     -- Slot 0 only while the purchase stands: a checkout redelivered after any refund or a
     -- dispute grants nothing.
-    perform credits.grant_once(v_user, v_price.monthly_credits, 'lifetime_monthly',
-                               credits.lifetime_slot_key(v_payment_id, 0),
-                               billing._expiry(p_now, v_price.plan_expire_days),
-                               'Lifetime plan monthly credits')
+    perform credits.grant_once(p_user_id => v_user, p_amount => v_price.monthly_credits,
+                               p_kind => 'lifetime_monthly',
+                               p_source_key => credits.lifetime_slot_key(v_payment_id, 0),
+                               p_expires_at => billing._expiry(p_now, v_price.plan_expire_days),
+                               p_description => 'Lifetime plan monthly credits')
        from billing.payments p
       where p.user_id = v_user and p.id = v_payment_id and p.disputed_at is null
         and p.refunded_at is null and v_price.monthly_credits > 0;
@@ -280,8 +301,11 @@ end
 $$;
 
 -- checkout_linked: remembers whose customer (and subscription) a checkout was. Grants nothing.
--- Errors: BL001 for no matching user. Idempotent (billing.customers keeps the first owner).
-create function billing._apply_checkout_linked(p_provider text, p_event jsonb, p_now timestamptz)
+-- Effects: billing._user_of (the customer ID recorded for the user when new).
+-- Errors: BL001 for no matching user. Idempotency key: (provider, customer ID): billing.customers
+--   keeps the first owner. Locks: none beyond the caller's (the customers row it inserts).
+create function billing._apply_checkout_linked(p_provider billing.provider,
+                                               p_event jsonb, p_now timestamptz)
 returns uuid
 language plpgsql
 as $$
@@ -350,7 +374,8 @@ $$;
 -- Locks: the subscription's reference lock (billing._run), the subscription row when the
 --   invoice's upsert writes it, then through credits.grant_once the batch lock (shared) and the
 --   user's balance row.
-create function billing._apply_period_paid(p_provider text, p_event jsonb, p_now timestamptz)
+create function billing._apply_period_paid(p_provider billing.provider,
+                                           p_event jsonb, p_now timestamptz)
 returns uuid
 language plpgsql
 as $$
@@ -427,8 +452,10 @@ begin
                       when v_interval = 'month' then v_base_key
                       else credits.yearly_period_key(v_sub.id, v_start)
                  end;
-  perform billing._record_payment(p_provider, v_sub.user_id, p_event, v_price.price_id,
-                                  'subscription', v_sub.id, v_start, v_grant_key);
+  perform billing._record_payment(
+    p_provider => p_provider, p_user_id => v_sub.user_id, p_event => p_event,
+    p_price_id => v_price.price_id, p_kind => 'subscription', p_subscription_id => v_sub.id,
+    p_period_start => v_start, p_grant_key => v_grant_key);
   if not v_grants then
     return v_sub.user_id;
   end if;
@@ -442,9 +469,10 @@ begin
                       greatest(v_price.monthly_credits, v_level.richest) - v_level.granted
                       - case when v_level.base is null then v_from_credits else 0 end);
     if v_amount > 0 then
-      perform credits.grant_once(v_sub.user_id, v_amount, 'upgrade', v_grant_key,
-                                 billing._expiry(p_now, v_price.plan_expire_days),
-                                 'Plan upgrade to ' || v_price.plan_id);
+      perform credits.grant_once(p_user_id => v_sub.user_id, p_amount => v_amount,
+                                 p_kind => 'upgrade', p_source_key => v_grant_key,
+                                 p_expires_at => billing._expiry(p_now, v_price.plan_expire_days),
+                                 p_description => 'Plan upgrade to ' || v_price.plan_id);
     end if;
     return v_sub.user_id;
   end if;
@@ -454,12 +482,13 @@ begin
               end;
   if v_amount > 0 then
     perform credits.grant_once(
-              v_sub.user_id, v_amount,
-              case when v_interval = 'month' then 'subscription_period'
-                   else 'subscription_monthly' end,
-              v_base_key, billing._expiry(p_now, v_price.plan_expire_days),
-              case when v_interval = 'month' then 'Subscription credits'
-                   else 'Yearly plan monthly credits' end);
+              p_user_id => v_sub.user_id, p_amount => v_amount,
+              p_kind => case when v_interval = 'month' then 'subscription_period'
+                             else 'subscription_monthly' end,
+              p_source_key => v_base_key,
+              p_expires_at => billing._expiry(p_now, v_price.plan_expire_days),
+              p_description => case when v_interval = 'month' then 'Subscription credits'
+                                    else 'Yearly plan monthly credits' end);
   end if;
   return v_sub.user_id;
 end
@@ -470,7 +499,12 @@ $$;
 --   event about an earlier period or an earlier moment changes nothing. Grants trialCredits once
 --   per subscription when it is trialing. A move to another plan only changes the plan: an
 --   upgrade's credits come with its payment (period_paid), a downgrade's next invoice pays less.
-create function billing._apply_subscription_changed(p_provider text, p_event jsonb,
+-- Idempotency: the subscription row, keyed by (provider, subscription ID), which an older or
+--   repeated event leaves as it is; the trial grant's key billing.trial_key(subscription).
+-- Errors: BL001 for no matching user, a price that is not a subscription price, an empty period.
+-- Locks: the subscription's reference lock (billing._run), the subscription row, then through
+--   credits.grant_once the batch lock (shared) and the user's balance row.
+create function billing._apply_subscription_changed(p_provider billing.provider, p_event jsonb,
                                                     p_now timestamptz)
 returns uuid
 language plpgsql
@@ -518,8 +552,10 @@ begin
   end if;
 
   if v_status = 'trialing' and coalesce(v_price.trial_credits, 0) > 0 then
-    perform credits.grant_once(v_user, v_price.trial_credits, 'trial', billing.trial_key(v_sub_id),
-                               billing._expiry(p_now, v_price.plan_expire_days), 'Trial credits');
+    perform credits.grant_once(p_user_id => v_user, p_amount => v_price.trial_credits,
+                               p_kind => 'trial', p_source_key => billing.trial_key(v_sub_id),
+                               p_expires_at => billing._expiry(p_now, v_price.plan_expire_days),
+                               p_description => 'Trial credits');
   end if;
   return v_user;
 end
@@ -530,7 +566,7 @@ $$;
 -- locking its user's balance row first (sql/credits.sql's lock order).
 -- Errors: BL001 when no payment is known under those references (yet: the event is retried when
 --   the payment arrives).
-create function billing._payment_of(p_provider text, p_event jsonb,
+create function billing._payment_of(p_provider billing.provider, p_event jsonb,
                                     out user_id uuid, out payment_id bigint, out amount bigint,
                                     out refunded_amount bigint, out grant_key text)
 language plpgsql
@@ -563,7 +599,8 @@ $$;
 --   ledger's unique index enforces; a repeat takes nothing.
 -- Locks: the batch lock (shared), then the user's balance row, then the grants.
 create function billing._claw_back(p_user_id uuid, p_grant_ids bigint[], p_amounts bigint[],
-                                   p_kind text, p_reference text, p_now timestamptz)
+                                   p_kind credits.entry_kind, p_reference text,
+                                   p_now timestamptz)
 returns bigint
 language plpgsql
 as $$
@@ -613,8 +650,8 @@ begin
 end
 $$;
 
--- The grants a payment made: its grant key, or the month slots under it (also those that the
--- daily job made after the payment).
+-- billing._payment_grants(p_user_id, p_grant_key): the grants a payment made: its grant key, or
+-- the month slots under it (also those that the daily job made after the payment). Reads only.
 create function billing._payment_grants(p_user_id uuid, p_grant_key text)
 returns table (grant_id bigint, amount bigint)
 language sql stable
@@ -665,7 +702,11 @@ $$;
 --   R = P (credits.due_monthly_grants).
 -- Idempotency: a cumulative figure never lowers R (a late, older figure changes nothing); a
 --   refund reported by its own amount counts once per (provider, refundRef) in billing.refunds.
-create function billing._apply_refund(p_provider text, p_event jsonb, p_now timestamptz)
+--   The credits taken: the ledger references billing.refund_reference(payment, R).
+-- Errors: BL001 when no payment is known under its references (billing._payment_of; retried
+--   when the payment arrives).
+-- Locks: billing._payment_of's (batch lock shared, balance row, payment row), then the grants.
+create function billing._apply_refund(p_provider billing.provider, p_event jsonb, p_now timestamptz)
 returns uuid
 language plpgsql
 as $$
@@ -697,8 +738,11 @@ begin
                             else refunded_at end
    where user_id = v_payment.user_id and id = v_payment.payment_id;
   if v_payment.amount > 0 then
-    perform billing._claw_back(v_payment.user_id, array_agg(s.grant_id), array_agg(s.amount),
-                               'refund', billing.refund_reference(v_payment.payment_id, v_total), p_now)
+    perform billing._claw_back(
+              p_user_id => v_payment.user_id, p_grant_ids => array_agg(s.grant_id),
+              p_amounts => array_agg(s.amount), p_kind => 'refund',
+              p_reference => billing.refund_reference(v_payment.payment_id, v_total),
+              p_now => p_now)
        from billing._refund_shares(v_payment.user_id, v_payment.grant_key, v_total,
                                    v_payment.amount) s
      having count(*) > 0;
@@ -709,7 +753,12 @@ $$;
 
 -- dispute: marks the payment disputed (which ends a lifetime purchase and a yearly payment's
 --   later slots) and takes every unspent credit of its grants, once per dispute.
-create function billing._apply_dispute(p_provider text, p_event jsonb, p_now timestamptz)
+-- Idempotency key: the ledger reference billing.dispute_reference(disputeRef), per grant
+--   (billing._claw_back); disputed_at keeps the first time.
+-- Errors: BL001 when no payment is known under its references (billing._payment_of).
+-- Locks: billing._payment_of's (batch lock shared, balance row, payment row), then the grants.
+create function billing._apply_dispute(p_provider billing.provider,
+                                       p_event jsonb, p_now timestamptz)
 returns uuid
 language plpgsql
 as $$
@@ -719,8 +768,10 @@ begin
   select * into v_payment from billing._payment_of(p_provider, p_event);
   update billing.payments set disputed_at = coalesce(disputed_at, p_now)
    where user_id = v_payment.user_id and id = v_payment.payment_id;
-  perform billing._claw_back(v_payment.user_id, array_agg(g.grant_id), array_agg(g.amount),
-                             'dispute', billing.dispute_reference(p_event ->> 'disputeRef'), p_now)
+  perform billing._claw_back(
+            p_user_id => v_payment.user_id, p_grant_ids => array_agg(g.grant_id),
+            p_amounts => array_agg(g.amount), p_kind => 'dispute',
+            p_reference => billing.dispute_reference(p_event ->> 'disputeRef'), p_now => p_now)
      from billing._payment_grants(v_payment.user_id, v_payment.grant_key) g
    having count(*) > 0;
   return v_payment.user_id;
@@ -730,7 +781,9 @@ $$;
 -- billing._apply(p_provider, p_event, p_now)
 -- Applies one neutral event by its kind (see the header); returns the user it concerned.
 -- Errors: BL001 (business failures, the event is kept as failed), including an unknown kind.
-create function billing._apply(p_provider text, p_event jsonb, p_now timestamptz) returns uuid
+-- Effects, idempotency and locks: the handler's.
+create function billing._apply(p_provider billing.provider,
+                               p_event jsonb, p_now timestamptz) returns uuid
 language plpgsql
 as $$
 begin
@@ -757,7 +810,10 @@ $$;
 --   on), or 'failed' with the error text: a business failure rolls the sub-transaction back, so
 --   nothing of it stays. A transient fault (deadlock, serialization, shutdown, lost connection)
 --   is raised, so that the whole transaction rolls back and the provider retries.
-create function billing._run(p_provider text, p_event jsonb, p_refs text[], p_now timestamptz,
+-- Idempotency: the handler's keys. Locks: the event's references (billing._lock_refs), then the
+--   handler's.
+create function billing._run(p_provider billing.provider,
+                             p_event jsonb, p_refs text[], p_now timestamptz,
                              out status text, out user_id uuid, out error text)
 language plpgsql
 as $$
@@ -787,9 +843,12 @@ $$;
 -- Effects: after an event was processed, attempts again every other failed event of the provider
 --   that shares a reference with it (the payment whose checkout named its user, the refund whose
 --   payment arrived), oldest first, skipping rows another transaction holds.
+-- Returns nothing. Errors: only transient faults (billing._run raises them). Idempotent: a
+--   retried event that is processed leaves the failed set.
+-- Locks: each related inbox row (skipping the locked ones), then that event's locks (_attempt).
 -- Cost: one probe of billing.failed_event_refs per reference when nothing is related (the usual
 --   case); the inbox is read only for the events found there.
-create function billing._retry_related(p_provider text, p_event_id text, p_refs text[],
+create function billing._retry_related(p_provider billing.provider, p_event_id text, p_refs text[],
                                        p_now timestamptz) returns void
 language plpgsql
 as $$
@@ -820,8 +879,9 @@ $$;
 --   retried because a related event was processed).
 -- Effects: runs the stored event (billing._run) and records the outcome on the row (status,
 --   error, attempts, times); when processed, retries the related failed events.
--- Returns 'processed', 'ignored' or 'failed'. Locks: see the header.
-create function billing._attempt(p_provider text, p_event_id text, p_now timestamptz)
+-- Returns 'processed', 'ignored' or 'failed'. Errors: only transient faults (billing._run).
+-- Idempotency: the handler's keys. Locks: the caller's lock on the row, then see the header.
+create function billing._attempt(p_provider billing.provider, p_event_id text, p_now timestamptz)
 returns text
 language plpgsql
 as $$

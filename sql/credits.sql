@@ -13,7 +13,11 @@
 --      balance row the batch needs next. With it, a grant waits for a batch before locking.
 -- A single-user function therefore never waits on a lock that waits on it.
 
--- The kinds a grant may have (contract section 6).
+-- credits.grant_kinds() -> the kinds a grant may have (contract section 6): the values of the
+--   domain credits.grant_kind (migration 0006), in its order; utils/kinds.ts holds the same list
+--   and tests/sql_kinds_test.ts checks all three. Inputs none. Effects none. Errors none. Locks
+--   none. An array literal rather than a catalogue read: credits.grant_once checks every kind
+--   against it.
 create function credits.grant_kinds() returns text[]
 language sql immutable parallel safe
 as $$
@@ -22,8 +26,10 @@ as $$
                'bonus']
 $$;
 
--- Human text for a ledger entry that was written without a description (batches write none, to
--- keep a million-row distribution small).
+-- credits.kind_label(p_kind) -> the human text of a ledger entry that was written without a
+--   description (batches write none, to keep a million-row distribution small); an unknown kind
+--   reads as itself. The pages use the same words (utils/kinds.ts, checked by
+--   tests/sql_kinds_test.ts). Effects none. Errors none. Locks none.
 create function credits.kind_label(p_kind text) returns text
 language sql immutable parallel safe
 as $$
@@ -103,8 +109,10 @@ end
 $$;
 
 -- credits.balance(p_user_id, p_now)
+-- Inputs: a user; the clock.
 -- Returns the credits spendable at p_now: what remains on grants not expired at p_now, whether or
--- not the expiry has reached the ledger yet. Reads only; takes no lock.
+--   not the expiry has reached the ledger yet.
+-- Effects none (reads only); no idempotency key needed. Locks none.
 -- Errors: 23503 for an unknown user.
 create function credits.balance(p_user_id uuid, p_now timestamptz default now()) returns bigint
 language plpgsql stable
@@ -193,7 +201,10 @@ begin
 end
 $$;
 
--- credits.grant(...): the contract's form of grant_once; returns only the grant's id.
+-- credits.grant(p_user_id, p_amount, p_kind, p_source_key, p_expires_at, p_description)
+-- The contract's form of credits.grant_once (contract section 6).
+-- Inputs, effects, errors, idempotency key and locks: as credits.grant_once.
+-- Returns: only the grant's id (the existing one for a repeated key).
 create function credits.grant(
   p_user_id uuid,
   p_amount bigint,
@@ -211,11 +222,14 @@ as $$
 $$;
 
 -- credits.daily_signin(p_user_id, p_now)
+-- Inputs: a user; the clock (its UTC day is the day claimed).
 -- Effects: grants dailySignin.credits once per user per UTC day, expiring after
---   dailySignin.expiresInDays.
+--   dailySignin.expiresInDays (credits.grant_once).
 -- Returns: granted (0 when already taken today or when the plans file has no daily sign-in) and
 --   the balance at p_now.
--- Idempotency key: daily_signin:<user>:<YYYY-MM-DD in UTC>. Locks: the user's balance row.
+-- Idempotency key: credits.daily_signin_key(user, p_now) (daily_signin:<user>:<YYYY-MM-DD>).
+-- Errors: 23503 for an unknown user.
+-- Locks: as credits.grant_once: the batch lock (shared), then the user's balance row.
 create function credits.daily_signin(p_user_id uuid, p_now timestamptz default now())
 returns table (granted bigint, balance bigint)
 language plpgsql

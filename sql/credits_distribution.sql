@@ -1,4 +1,6 @@
 -- Monthly distribution and the daily run.
+-- "Reads only" in a contract below means: no effects, so no idempotency key; no locks (it reads
+-- committed rows under its statement's snapshot); no errors unless it names some.
 
 -- How many past lifetime slots a run may still pay out when earlier runs were missed.
 create function credits.lifetime_catch_up_slots() returns integer

@@ -1,4 +1,6 @@
 -- What a user reads of their credits: the summary, the history and the usage by day, as JSON.
+-- "Reads only" in a contract below means: no effects, so no idempotency key; no locks (it reads
+-- committed rows under its statement's snapshot); no errors unless it names some.
 
 -- How far ahead "expiring soon" looks.
 create function credits.expiring_soon_window() returns interval

@@ -91,7 +91,9 @@ $$;
 create function billing.period_key(p_subscription_id bigint, p_period_start timestamptz)
 returns text
 language sql stable parallel safe
-as $$ select 'subscription_period:' || p_subscription_id || ':' || billing.iso_utc(p_period_start) $$;
+as $$
+  select 'subscription_period:' || p_subscription_id || ':' || billing.iso_utc(p_period_start)
+$$;
 
 -- trial:<subscription>, a subscription's trial credits (once per subscription).
 create function billing.trial_key(p_subscription_id bigint) returns text
@@ -104,7 +106,8 @@ create function billing.upgrade_key(p_subscription_id bigint, p_period_start tim
                                     p_plan_id text) returns text
 language sql stable parallel safe
 as $$
-  select 'upgrade:' || p_subscription_id || ':' || billing.iso_utc(p_period_start) || ':' || p_plan_id
+  select 'upgrade:' || p_subscription_id || ':' || billing.iso_utc(p_period_start) || ':'
+         || p_plan_id
 $$;
 
 -- Ledger references ------------------------------------------------------------------------------
@@ -121,7 +124,7 @@ create function billing.dispute_reference(p_dispute_ref text) returns text
 language sql immutable parallel safe
 as $$ select 'dispute:' || p_dispute_ref $$;
 
--- Event references (billing._event_refs): what an inbox event names, locked and matched by ----------
+-- Event references: what an inbox event names (billing._event_refs), locked and matched by ---
 
 -- customer:<the provider's customer ID>
 create function billing.customer_event_ref(p_customer_ref text) returns text

@@ -49,7 +49,9 @@ as $$ select pg_advisory_xact_lock(7461021002) $$;
 --   none. Locks: that one, first of an event's locks (the order of sql/billing_events.sql).
 create function billing.lock_event(p_provider text, p_event_id text) returns void
 language sql
-as $$ select pg_advisory_xact_lock(hashtextextended(p_provider || ':' || p_event_id, 7461021005)) $$;
+as $$
+  select pg_advisory_xact_lock(hashtextextended(p_provider || ':' || p_event_id, 7461021005))
+$$;
 
 -- billing._lock_refs(p_provider, p_refs)
 -- Effects: takes a transaction advisory lock per reference (billing._event_refs), in sorted order
