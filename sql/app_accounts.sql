@@ -1,7 +1,8 @@
 -- Accounts: sign-up with its starting credits and its per-address limit, sessions, failed-login
 -- lock, email verification, and the purge of the limits' old rows.
 
--- How long a session lives without use, and how often its expiry is pushed forward.
+-- How long a session lives without use, and how often its expiry is pushed forward. Constants:
+-- effects, errors and locks none.
 create function app.session_lifetime() returns interval
 language sql immutable parallel safe as $$ select interval '30 days' $$;
 
@@ -97,6 +98,7 @@ $$;
 
 -- The failed-login limit (contract section 5): at most login_max_attempts() passwords checked per
 -- email within login_window(); reaching it with failures locks the email for login_window().
+-- Constants: effects, errors and locks none.
 create function app.login_window() returns interval
 language sql immutable parallel safe as $$ select interval '15 minutes' $$;
 
@@ -182,7 +184,8 @@ end
 $$;
 
 -- app.login_abandoned(p_attempt_id): forgets a pending attempt whose password was never checked
--- (the server was too busy to hash it). Idempotent.
+-- (the server was too busy to hash it). Returns nothing. Errors none. Idempotent (a repeat finds
+-- nothing). Locks: the attempt's row.
 create function app.login_abandoned(p_attempt_id uuid) returns void
 language sql
 as $$ delete from app.login_failures where attempt_id = p_attempt_id and pending $$;
@@ -231,6 +234,8 @@ $$;
 -- app.open_session(p_user_id, p_token_hash, p_now)
 -- Effects: stores a new session (only the token's hash) and removes the user's expired ones.
 -- Returns: the session's expiry. Errors: 23503 for an unknown user.
+-- Idempotency: none needed (each call is one session; a token hash is unique). Locks: the rows
+--   it deletes and inserts (the user's sessions).
 create function app.open_session(p_user_id uuid, p_token_hash bytea,
                                  p_now timestamptz default now())
 returns timestamptz
@@ -252,6 +257,8 @@ $$;
 --   admin check needs it). No row for an unknown or expired session.
 -- Effects: pushes expires_at forward at most once per session_renew_after(), so that a busy
 --   session does not write on every request.
+-- Errors none. Idempotent (a repeat within session_renew_after() writes nothing). Locks: the
+--   session's row, when it renews it.
 create function app.session_user(p_user_id uuid, p_token_hash bytea,
                                  p_now timestamptz default now())
 returns table (id uuid, email text, renewed_until timestamptz, verified boolean)
@@ -275,7 +282,8 @@ begin
 end
 $$;
 
--- app.close_session(p_user_id, p_token_hash): deletes the session. Idempotent.
+-- app.close_session(p_user_id, p_token_hash): deletes the session. Returns nothing. Errors none.
+-- Idempotent (a repeat finds nothing). Locks: the session's row.
 create function app.close_session(p_user_id uuid, p_token_hash bytea) returns void
 language sql
 as $$ delete from app.sessions where user_id = p_user_id and token_hash = p_token_hash $$;

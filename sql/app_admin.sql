@@ -17,7 +17,8 @@ as $$
 $$;
 
 -- app._take_flash(p_user_id, p_token_hash, p_now) -> the session's message, or null; removes it,
--- so it is shown once. A message older than 10 minutes is removed unseen.
+-- so it is shown once. A message older than 10 minutes is removed unseen. Errors none.
+-- Idempotent (a second call finds nothing). Locks: the session's message row.
 create function app._take_flash(p_user_id uuid, p_token_hash bytea,
                                 p_now timestamptz default now()) returns jsonb
 language sql

@@ -2,7 +2,8 @@
 -- "Reads only" in a contract below means: no effects, so no idempotency key; no locks (it reads
 -- committed rows under its statement's snapshot); no errors unless it names some.
 
--- ISO 8601 in UTC with milliseconds, the form JavaScript's Date prints.
+-- app.iso(p_at): ISO 8601 in UTC with milliseconds, the form JavaScript's Date prints (null for
+-- null). Pure: effects, errors and locks none.
 create function app.iso(p_at timestamptz) returns text
 language sql immutable parallel safe
 as $$ select to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;

@@ -92,6 +92,7 @@ $$;
 
 -- billing.catalogue()
 -- Returns the active plans and packages with their active prices, as the pricing page shows them.
+-- Effects none (reads only, so no idempotency key). Errors none. Locks none.
 create function billing.catalogue() returns jsonb
 language sql stable
 as $$

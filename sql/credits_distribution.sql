@@ -2,7 +2,7 @@
 -- "Reads only" in a contract below means: no effects, so no idempotency key; no locks (it reads
 -- committed rows under its statement's snapshot); no errors unless it names some.
 
--- How many past lifetime slots a run may still pay out when earlier runs were missed.
+-- How many past lifetime slots a run may still pay out when earlier runs were missed. A constant.
 create function credits.lifetime_catch_up_slots() returns integer
 language sql immutable parallel safe
 as $$ select 12 $$;
@@ -196,7 +196,10 @@ begin
 end
 $$;
 
--- The same as run_daily, for callers that want the counts back (the HTTP cron endpoint).
+-- credits.run_daily_counts(p_now, p_trigger)
+-- The same as run_daily, for callers that want the counts back (the HTTP cron endpoint, the
+-- admin's form): effects, idempotency and locks as run_daily; the log row records p_trigger.
+-- Returns one row: expired, granted, and the run's duration in milliseconds. Errors none.
 create function credits.run_daily_counts(p_now timestamptz default now(),
                                          p_trigger text default 'http')
 returns table (expired integer, granted integer, duration_ms integer)

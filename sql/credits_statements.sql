@@ -2,7 +2,7 @@
 -- "Reads only" in a contract below means: no effects, so no idempotency key; no locks (it reads
 -- committed rows under its statement's snapshot); no errors unless it names some.
 
--- How far ahead "expiring soon" looks.
+-- How far ahead "expiring soon" looks. A constant.
 create function credits.expiring_soon_window() returns interval
 language sql immutable parallel safe as $$ select interval '7 days' $$;
 
