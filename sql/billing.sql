@@ -316,7 +316,7 @@ $$;
 
 -- billing._period_grants(p_user_id, p_subscription_id, p_period_start, p_base_key)
 -- Returns what a subscription's period has granted so far, by key lookups only (one probe of the
--- grants' unique source key per plan, no scan): granted, the credits of the period grant
+-- grants' unique source key per plan, no scan, however many grants the user has): granted, the credits of the period grant
 -- (p_base_key: the monthly period's key, or a yearly period's slot 0) and of its upgrade grants
 -- (billing.upgrade_key per plan) together; base, the period grant's credits (null when not made
 -- yet); richest, the most monthlyCredits of a plan paid for in the period as far as its grants
@@ -328,17 +328,21 @@ create function billing._period_grants(p_user_id uuid, p_subscription_id bigint,
 language plpgsql stable
 as $$
 begin
-  select coalesce(sum(g.amount), 0), max(g.amount) filter (where k.plan_id is null),
-         coalesce(max(coalesce(k.credits, g.amount)), 0)
+  -- Each key is looked up by a subquery of its own: joined to the grants, the keys could be
+  -- matched by reading the user's grants (or all grants), a number that grows every month.
+  select coalesce(sum(k.amount), 0), max(k.amount) filter (where k.plan_id is null),
+         coalesce(max(coalesce(k.credits, k.amount)) filter (where k.amount is not null), 0)
     into granted, base, richest
-    from (select null::text as plan_id, null::bigint as credits, p_base_key as source_key
-          union all
-          select pl.id, pl.monthly_credits,
-                 billing.upgrade_key(p_subscription_id, p_period_start, pl.id)
-            from billing.plans pl
-           where pl.kind = 'subscription') k
-    join credits.grants g on g.source_key = k.source_key
-   where g.user_id = p_user_id;
+    from (select keys.plan_id, keys.credits,
+                 (select g.amount from credits.grants g
+                   where g.source_key = keys.source_key and g.user_id = p_user_id) as amount
+            from (select null::text as plan_id, null::bigint as credits,
+                         p_base_key as source_key
+                  union all
+                  select pl.id, pl.monthly_credits,
+                         billing.upgrade_key(p_subscription_id, p_period_start, pl.id)
+                    from billing.plans pl
+                   where pl.kind = 'subscription') keys) k;
 end
 $$;
 

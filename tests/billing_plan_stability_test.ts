@@ -127,3 +127,25 @@ Deno.test("a webhook reads a handful of rows with plans made on a young database
     }
   });
 });
+
+Deno.test("a webhook reads a handful of rows however many grants its own user already has", async () => {
+  await withDatabase(async (db) => {
+    const user = await insertUser(db.sql);
+    const conn = connect(db.url, { max: 1 });
+    try {
+      let period = 0;
+      for (; period < 8; period++) await applyAndCountReads(conn, user, period);
+      // Years of history of the same user: grants that have expired.
+      await db.sql`
+        insert into credits.grants (user_id, kind, amount, remaining, expires_at, expired_at,
+                                    source_key)
+        select ${user}, 'bonus', 5, 0, ${iso(NOW - DAY)}::timestamptz,
+               ${iso(NOW - DAY)}::timestamptz, 'own_old_' || n
+          from generate_series(1, ${FILLER_ROWS}) n`;
+      const grown = await applyAndCountReads(conn, user, period++);
+      assert.ok(grown <= MAX_ROWS_READ, `one webhook read ${grown} rows and index entries`);
+    } finally {
+      await conn.end();
+    }
+  });
+});

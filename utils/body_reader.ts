@@ -18,6 +18,14 @@ function tooLarge(maxBytes: number): HttpError {
   );
 }
 
+/** The chunk as a Uint8Array over an ArrayBuffer that holds exactly its bytes, else null. */
+function wholeBuffer(chunk: Uint8Array): Uint8Array<ArrayBuffer> | null {
+  return chunk.buffer instanceof ArrayBuffer && chunk.byteOffset === 0 &&
+      chunk.byteLength === chunk.buffer.byteLength
+    ? chunk as Uint8Array<ArrayBuffer>
+    : null;
+}
+
 /** Reads a whole body within the deadline and the size limit, or throws the HttpError to answer. */
 async function readWithin(
   body: ReadableStream<Uint8Array>,
@@ -34,9 +42,10 @@ async function readWithin(
   // of a much larger buffer (a body trickled one byte at a time would otherwise hold a whole
   // read buffer per byte), and keeping the chunk would keep all of it.
   // It starts small whatever Content-Length says, so a slow client cannot reserve 1 MB up front.
-  let buffer = new Uint8Array(
-    Math.min(limits.maxBytes, Math.max(1024, Math.min(declaredSize, 16384))),
-  );
+  // The first chunk is held as it came until a second one arrives: most bodies come in one chunk,
+  // which is then returned without a copy when it is a whole buffer of its own (one copy else).
+  let first: Uint8Array | null = null;
+  let buffer: Uint8Array<ArrayBuffer> | null = null;
   let size = 0;
   try {
     for (;;) {
@@ -62,21 +71,51 @@ async function readWithin(
         await reader.cancel().catch(() => {});
         throw tooLarge(limits.maxBytes);
       }
-      if (size + chunk.byteLength > buffer.byteLength) {
-        const grown = new Uint8Array(
-          Math.min(limits.maxBytes, Math.max(size + chunk.byteLength, buffer.byteLength * 2)),
+      let target: Uint8Array<ArrayBuffer>;
+      if (buffer !== null) {
+        target = buffer;
+      } else if (first === null) {
+        first = chunk;
+        size = chunk.byteLength;
+        continue;
+      } else {
+        target = new Uint8Array(
+          Math.min(
+            limits.maxBytes,
+            Math.max(1024, Math.min(declaredSize, 16384), size + chunk.byteLength),
+          ),
         );
-        grown.set(buffer.subarray(0, size));
-        buffer = grown;
+        target.set(first);
+        first = null;
       }
-      buffer.set(chunk, size);
+      if (size + chunk.byteLength > target.byteLength) {
+        const grown: Uint8Array<ArrayBuffer> = new Uint8Array(
+          Math.min(limits.maxBytes, Math.max(size + chunk.byteLength, target.byteLength * 2)),
+        );
+        grown.set(target.subarray(0, size));
+        target = grown;
+      }
+      target.set(chunk, size);
       size += chunk.byteLength;
+      buffer = target;
     }
-    return buffer.slice(0, size);
+    if (buffer !== null) return buffer.slice(0, size);
+    if (first === null) return new Uint8Array();
+    return wholeBuffer(first) ?? first.slice();
   } finally {
+    // The reader is not released: nothing else reads this stream, and a release makes a TypeError
+    // (with its stack trace) for the stream's closed promise, on every request.
     clearTimeout(timer);
-    reader.releaseLock();
   }
+}
+
+/** The bytes of each buffered request, for a route that wants them as they came (readRawBody):
+ * reading them back through the request's body stream would copy them once more. */
+const bufferedBytes = new WeakMap<Request, Uint8Array<ArrayBuffer>>();
+
+/** The body bufferBodies read for this request (c.req.raw), or undefined. */
+export function bufferedBody(request: Request): Uint8Array<ArrayBuffer> | undefined {
+  return bufferedBytes.get(request);
 }
 
 /** The middleware: buffers every request body under the limits, then calls the routes. */
@@ -103,6 +142,7 @@ export function bufferBodies(limits: BodyLimits): MiddlewareHandler<AppEnv> {
       reading--;
     }
     c.req.raw = new Request(c.req.raw, { body: bytes });
+    bufferedBytes.set(c.req.raw, bytes);
     await next();
   };
 }

@@ -6,6 +6,7 @@ import type { Context } from "hono";
 import { timingSafeEqual } from "node:crypto";
 import Stripe from "stripe";
 import type { AppEnv } from "../../utils/app_env.ts";
+import { bufferedBody } from "../../utils/body_reader.ts";
 import { HttpError } from "../../utils/errors.ts";
 import type { BillingEvent, Provider } from "../../utils/providers/billing_event.ts";
 import { normalizeCreemEvent } from "../../utils/providers/creem_events.ts";
@@ -20,35 +21,23 @@ function tooLarge(): HttpError {
   return new HttpError(413, "payload_too_large", "the request body is larger than 1 MB");
 }
 
-/** Reads the body as bytes, refusing it as soon as it is known to exceed the limit. */
+/**
+ * The body as bytes, refused (413) when it exceeds the limit. The body-reading middleware
+ * (utils/body_reader.ts) has already read every request's body under the deadline and a cap of
+ * the same 1 MB: these are its bytes (a request it did not see is read whole, then checked).
+ */
 export async function readRawBody(
   request: Request,
   limit = MAX_WEBHOOK_BODY,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > limit) throw tooLarge();
-  if (!request.body) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
+  const body = bufferedBody(request) ?? new Uint8Array(await request.arrayBuffer());
+  if (body.byteLength > limit) throw tooLarge();
   return body;
 }
+
+const utf8 = new TextDecoder();
 
 function providerOff(setting: string): HttpError {
   // 503, not 404: the provider keeps retrying until the secret is configured, so nothing is lost.
@@ -77,23 +66,28 @@ function storable(
   type: string,
   event: BillingEvent,
   rawBody: string,
-): { eventId: string; type: string; event: BillingEvent | Record<string, unknown> } {
+): { eventId: string; type: string; json: string } {
+  const json = JSON.stringify(event);
+  // JSON writes a NUL as its escape: an event without that text holds none, and is not walked.
+  if (!json.includes("\\u0000") && !eventId.includes("\u0000") && !type.includes("\u0000")) {
+    return { eventId, type, json };
+  }
   const where = findNul(eventId) !== null
     ? "the event ID"
     : findNul(type) !== null
     ? "the event type"
     : findNul(event);
-  if (where === null) return { eventId, type, event };
+  if (where === null) return { eventId, type, json };
   return {
     eventId: escapeNul(eventId),
     type: escapeNul(type),
-    event: {
+    json: JSON.stringify({
       kind: "unstorable",
       reason: `the event cannot be stored as sent: ${
         escapeNul(where) || "it"
       } contains a NUL character`,
       body: escapeNul(rawBody),
-    },
+    }),
   };
 }
 
@@ -102,17 +96,14 @@ async function applyEvent(
   provider: Provider,
   received: { eventId: string; type: string; event: BillingEvent; rawBody: string },
 ) {
-  const { eventId, type, event } = storable(
+  const { eventId, type, json } = storable(
     received.eventId,
     received.type,
     received.event,
     received.rawBody,
   );
   const [row] = await c.var.sql<{ result: string }[]>`
-    select billing.apply_event(${provider}, ${eventId}, ${type}, ${
-    JSON.stringify(event)
-  }::text::jsonb)
-      as result`;
+    select billing.apply_event(${provider}, ${eventId}, ${type}, ${json}::text::jsonb) as result`;
   return c.json({ received: true, result: row.result });
 }
 
@@ -123,7 +114,7 @@ webhooks.post("/stripe", async (c) => {
   if (!secret) throw providerOff("STRIPE_WEBHOOK_SECRET");
   const signature = c.req.header("stripe-signature");
   if (!signature) throw badSignature("stripe", "the Stripe-Signature header is missing");
-  const body = new TextDecoder().decode(await readRawBody(c.req.raw));
+  const body = utf8.decode(await readRawBody(c.req.raw));
   let verified: unknown;
   try {
     verified = await Stripe.webhooks.constructEventAsync(
@@ -175,9 +166,10 @@ webhooks.post("/creem", async (c) => {
   if (!await creemSignatureMatches(body, signature.trim(), secret)) {
     throw badSignature("creem", "no match for the body");
   }
+  const text = utf8.decode(body);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder().decode(body));
+    parsed = JSON.parse(text);
   } catch {
     throw notJson();
   }
@@ -186,6 +178,6 @@ webhooks.post("/creem", async (c) => {
     eventId: envelope.id,
     type: envelope.eventType,
     event,
-    rawBody: new TextDecoder().decode(body),
+    rawBody: text,
   });
 });
