@@ -34,24 +34,5 @@ export function formatMoney(minorUnits: number, currency: string): string {
   return format.format(minorUnits / 10 ** digits);
 }
 
-export const KIND_LABELS: Record<string, string> = {
-  signup_gift: "Sign-up gift",
-  free_monthly: "Free plan",
-  subscription_period: "Subscription",
-  subscription_monthly: "Yearly plan, monthly",
-  lifetime_monthly: "Lifetime, monthly",
-  trial: "Trial",
-  upgrade: "Upgrade",
-  package: "Credit package",
-  daily_signin: "Daily sign-in",
-  adjustment: "Adjustment",
-  bonus: "Bonus",
-  usage: "Usage",
-  expiry: "Expired",
-  refund: "Refund",
-  dispute: "Dispute",
-};
-
-export function kindLabel(kind: string): string {
-  return KIND_LABELS[kind] ?? kind;
-}
+// A ledger kind's label: the words credits.kind_label gives an entry without a description.
+export { KIND_LABELS, kindLabel } from "../utils/kinds.ts";

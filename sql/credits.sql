@@ -1,4 +1,5 @@
--- Credits: grants, consumption, balance, expiry.
+-- Credits: the kinds, the time and error helpers, the balance, and grants (one, and the daily
+-- sign-in). Consumption is in credits_spend.sql, expiry in credits_expiry.sql.
 --
 -- Locking discipline (every function here and in the other files keeps it):
 --   1. a user's credits.balances row is locked before any of that user's grants change;
@@ -12,7 +13,11 @@
 --      balance row the batch needs next. With it, a grant waits for a batch before locking.
 -- A single-user function therefore never waits on a lock that waits on it.
 
--- The kinds a grant may have (contract section 6).
+-- credits.grant_kinds() -> the kinds a grant may have (contract section 6): the values of the
+--   domain credits.grant_kind (migration 0006), in its order; utils/kinds.ts holds the same list
+--   and tests/sql_kinds_test.ts checks all three. Inputs none. Effects none. Errors none. Locks
+--   none. An array literal rather than a catalogue read: credits.grant_once checks every kind
+--   against it.
 create function credits.grant_kinds() returns text[]
 language sql immutable parallel safe
 as $$
@@ -21,8 +26,10 @@ as $$
                'bonus']
 $$;
 
--- Human text for a ledger entry that was written without a description (batches write none, to
--- keep a million-row distribution small).
+-- credits.kind_label(p_kind) -> the human text of a ledger entry that was written without a
+--   description (batches write none, to keep a million-row distribution small); an unknown kind
+--   reads as itself. The pages use the same words (utils/kinds.ts, checked by
+--   tests/sql_kinds_test.ts). Effects none. Errors none. Locks none.
 create function credits.kind_label(p_kind text) returns text
 language sql immutable parallel safe
 as $$
@@ -73,11 +80,6 @@ as $$
             from (select p_from at time zone 'UTC' as f, p_to at time zone 'UTC' as t) utc) s
 $$;
 
--- The key of the advisory lock that batches (expiry, distribution, daily runs) hold.
-create function credits.batch_lock_key() returns bigint
-language sql immutable parallel safe
-as $$ select 7461021001::bigint $$;
-
 create function credits.raise_unknown_user(p_user_id uuid) returns void
 language plpgsql
 as $$
@@ -106,71 +108,11 @@ begin
 end
 $$;
 
--- credits._expire_locked(p_user_id, p_now)
--- Inputs: a user whose credits.balances row the caller has already locked, or null for every user
---   with due grants (expire_due, which has locked all of them); the clock.
--- Effects: for every grant of that user (or those users) that has unspent credits and
---   expires_at <= p_now, sets remaining to 0 and expired_at, lowers the balance row, and appends
---   one 'expiry' ledger entry per grant (balance_after running in expiry order).
--- Returns: the number of grants expired. Idempotent: an expired grant has remaining = 0.
--- Locks: none of its own; relies on the caller's balance-row locks, so it reads settled rows.
--- Cost: one index entry read when nothing is due (the common case for one user); the statement
---   that expires is planned for the case at hand, one user or a whole batch.
-create function credits._expire_locked(p_user_id uuid, p_now timestamptz) returns integer
-language plpgsql
-as $$
-declare
-  v_count integer;
-begin
-  -- One user: is the soonest-expiring open grant due? Read in the grants_spendable index's own
-  -- order, so the plan is that index's first entry for the user whatever the statistics say (a
-  -- NOT EXISTS over expires_at <= p_now let a generic plan scan every grant, or every due grant
-  -- of all users).
-  if p_user_id is not null and not coalesce((
-       select g.expires_at <= p_now from credits.grants g
-        where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
-        order by g.expires_at nulls last, g.id
-        limit 1), false) then
-    return 0;
-  end if;
-  -- The balance rows are locked by the caller, so this statement's snapshot reads their current
-  -- values and the grants as they are. The due grants are a plain query (real row estimates, a
-  -- hash join over a whole batch); no CTE is joined to another CTE, whose estimates are guesses.
-  with due as (
-    select g.user_id, g.id, g.remaining as amount,
-           b.balance - sum(g.remaining) over (partition by g.user_id order by g.expires_at, g.id)
-             as balance_after,
-           b.balance - sum(g.remaining) over (partition by g.user_id) as final_balance
-      from credits.grants g
-      join credits.balances b on b.user_id = g.user_id
-     where (p_user_id is null or g.user_id = p_user_id)
-       and g.expired_at is null and g.remaining > 0 and g.expires_at <= p_now
-  ), expired as (
-    update credits.grants g
-       set remaining = 0, expired_at = p_now
-      from due d
-     where g.user_id = d.user_id and g.id = d.id
-    returning d.user_id, d.id, d.amount, d.balance_after
-  ), balance as (
-    update credits.balances b
-       set balance = d.final_balance, updated_at = now()
-      from due d
-     where b.user_id = d.user_id and d.balance_after = d.final_balance -- each user's last entry
-  ), entries as (
-    insert into credits.ledger (user_id, kind, amount, balance_after, created_at, grant_id)
-    select e.user_id, 'expiry', -e.amount, e.balance_after, p_now, e.id
-      from expired e
-     order by e.user_id, e.balance_after desc
-    returning 1
-  )
-  select count(*) into v_count from entries;
-  return v_count;
-end
-$$;
-
 -- credits.balance(p_user_id, p_now)
+-- Inputs: a user; the clock.
 -- Returns the credits spendable at p_now: what remains on grants not expired at p_now, whether or
--- not the expiry has reached the ledger yet. Reads only; takes no lock.
+--   not the expiry has reached the ledger yet.
+-- Effects none (reads only); no idempotency key needed. Locks none.
 -- Errors: 23503 for an unknown user.
 create function credits.balance(p_user_id uuid, p_now timestamptz default now()) returns bigint
 language plpgsql stable
@@ -227,7 +169,7 @@ begin
 
   select g.user_id, g.id into v_owner, grant_id from credits.grants g where g.source_key = p_source_key;
   if not found then
-    perform pg_advisory_xact_lock_shared(credits.batch_lock_key());
+    perform credits.lock_batch_shared();
     perform 1 from credits.balances where user_id = p_user_id for update;
     if not found then
       perform credits.raise_unknown_user(p_user_id);
@@ -259,7 +201,10 @@ begin
 end
 $$;
 
--- credits.grant(...): the contract's form of grant_once; returns only the grant's id.
+-- credits.grant(p_user_id, p_amount, p_kind, p_source_key, p_expires_at, p_description)
+-- The contract's form of credits.grant_once (contract section 6).
+-- Inputs, effects, errors, idempotency key and locks: as credits.grant_once.
+-- Returns: only the grant's id (the existing one for a repeated key).
 create function credits.grant(
   p_user_id uuid,
   p_amount bigint,
@@ -271,195 +216,38 @@ create function credits.grant(
 language sql
 as $$
   select g.grant_id
-    from credits.grant_once(p_user_id, p_amount, p_kind, p_source_key, p_expires_at,
-                            p_description) g
+    from credits.grant_once(p_user_id => p_user_id, p_amount => p_amount, p_kind => p_kind,
+                            p_source_key => p_source_key, p_expires_at => p_expires_at,
+                            p_description => p_description) g
 $$;
 
--- credits._spend(p_user_id, p_amount, p_kind, p_idempotency_key, p_description, p_now)
--- The one place that takes credits away in spend order: consume ('usage') and an admin's negative
--- adjustment (credits.adjust_down, 'adjustment') are this function.
--- Effects: records the due expiries of the user at p_now, then takes p_amount credits from the
---   spendable grants, soonest expiry first (never-expiring last), oldest first on ties; lowers
---   the balance; appends one ledger entry of kind p_kind that lists the grants drawn from.
--- Returns: the balance after. Idempotency key: (p_user_id, p_kind, p_idempotency_key); a repeat
---   with the same amount returns the first call's balance-after and changes nothing; with
---   another amount it raises CR002 and changes nothing.
--- Errors: 22023 for a non-positive amount or an empty key; 23503 for an unknown user; CR001 when
---   the balance is short, and then nothing is recorded (the key stays unused); CR002 for a key
---   already used with another amount.
--- Locks: the user's balance row, then (by updating) the grants it draws from.
--- Cost: the hot path of the API. Four statements when the first grant in spend order covers the
---   amount (lock and read the balance; look up the key; read that grant; update it, the balance
---   and the ledger in one statement), one more when several grants are drawn from. The first
---   open grant in spend order is also the soonest to expire, so reading it tells whether an
---   expiry is due; the expiry statement runs only then.
-create function credits._spend(
-  p_user_id uuid,
-  p_amount bigint,
-  p_kind text,
-  p_idempotency_key text,
-  p_description text,
-  p_now timestamptz
-) returns bigint
+-- credits.daily_signin(p_user_id, p_now)
+-- Inputs: a user; the clock (its UTC day is the day claimed).
+-- Effects: grants dailySignin.credits once per user per UTC day, expiring after
+--   dailySignin.expiresInDays (credits.grant_once).
+-- Returns: granted (0 when already taken today or when the plans file has no daily sign-in) and
+--   the balance at p_now.
+-- Idempotency key: credits.daily_signin_key(user, p_now) (daily_signin:<user>:<YYYY-MM-DD>).
+-- Errors: 23503 for an unknown user.
+-- Locks: as credits.grant_once: the batch lock (shared), then the user's balance row.
+create function credits.daily_signin(p_user_id uuid, p_now timestamptz default now())
+returns table (granted bigint, balance bigint)
 language plpgsql
 as $$
 declare
-  v_balance bigint;
-  v_drawn bigint;
-  v_first bigint;
-  v_first_remaining bigint;
-  v_first_expires timestamptz;
-  v_first_amount bigint;
+  v_credits bigint;
+  v_days integer;
+  v_key text := credits.daily_signin_key(p_user_id, p_now);
 begin
-  if p_amount is null or p_amount <= 0 then
-    perform credits.raise_invalid('amount must be a positive number of credits');
+  select s.daily_signin_credits, s.daily_signin_days into v_credits, v_days from billing.settings s;
+  granted := 0;
+  if coalesce(v_credits, 0) > 0 then
+    select case when g.created then v_credits else 0 end into granted
+      from credits.grant_once(p_user_id => p_user_id, p_amount => v_credits,
+                              p_kind => 'daily_signin', p_source_key => v_key,
+                              p_expires_at => credits.add_days_utc(p_now, v_days)) g;
   end if;
-  if p_idempotency_key is null or p_idempotency_key = '' then
-    perform credits.raise_invalid('an idempotency key is required');
-  end if;
-
-  select b.balance into v_balance from credits.balances b where b.user_id = p_user_id for update;
-  if not found then
-    perform credits.raise_unknown_user(p_user_id);
-  end if;
-
-  -- Under the balance row's lock, so a concurrent first use of the key has committed (or not).
-  select l.balance_after, -l.amount into v_drawn, v_first_amount
-    from credits.ledger l
-   where l.user_id = p_user_id and l.kind = p_kind and l.idempotency_key = p_idempotency_key;
-  if found then
-    if v_first_amount <> p_amount then
-      perform credits.raise_key_reused(p_idempotency_key, v_first_amount, p_amount);
-    end if;
-    return v_drawn;
-  end if;
-
-  loop
-    select g.id, g.remaining, g.expires_at into v_first, v_first_remaining, v_first_expires
-      from credits.grants g
-     where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
-     order by g.expires_at nulls last, g.id
-     limit 1;
-    exit when v_first_expires is null or v_first_expires > p_now;
-    -- The soonest grant has expired: record that (and any other due expiry), then look again.
-    perform credits._expire_locked(p_user_id, p_now);
-    select b.balance into v_balance from credits.balances b where b.user_id = p_user_id;
-  end loop;
-
-  if v_balance < p_amount then
-    raise exception using errcode = 'CR001',
-      message = format('insufficient credits: balance %s, requested %s', v_balance, p_amount);
-  end if;
-
-  if v_first_remaining >= p_amount then
-    -- The usual case: one grant covers it.
-    with drawn as (
-      update credits.grants g set remaining = g.remaining - p_amount
-       where g.user_id = p_user_id and g.id = v_first
-    ), balance as (
-      update credits.balances b set balance = b.balance - p_amount, updated_at = now()
-       where b.user_id = p_user_id
-      returning b.balance
-    )
-    insert into credits.ledger
-      (user_id, kind, amount, balance_after, description, created_at, idempotency_key, draws)
-    select p_user_id, p_kind, -p_amount, b.balance, p_description, p_now, p_idempotency_key,
-           jsonb_build_array(jsonb_build_object('grant', v_first, 'amount', p_amount))
-      from balance b
-    returning balance_after into v_balance;
-    return v_balance;
-  end if;
-
-  with ordered as (
-    select g.id, g.remaining,
-           sum(g.remaining) over (order by g.expires_at nulls last, g.id) as running
-      from credits.grants g
-     where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
-       and (g.expires_at is null or g.expires_at > p_now)
-  ), picked as (
-    select id, least(remaining, p_amount - (running - remaining)) as take, running
-      from ordered
-     where running - remaining < p_amount
-  ), drawn as (
-    update credits.grants g
-       set remaining = g.remaining - p.take
-      from picked p
-     where g.user_id = p_user_id and g.id = p.id
-    returning g.id, p.take, p.running
-  ), summed as (
-    select sum(take) as total,
-           jsonb_agg(jsonb_build_object('grant', id, 'amount', take) order by running) as draws
-      from drawn
-  ), balance as (
-    update credits.balances b set balance = b.balance - p_amount, updated_at = now()
-      from summed s
-     where b.user_id = p_user_id
-    returning b.balance, s.total, s.draws
-  ), entry as (
-    insert into credits.ledger
-      (user_id, kind, amount, balance_after, description, created_at, idempotency_key, draws)
-    select p_user_id, p_kind, -p_amount, b.balance, p_description, p_now, p_idempotency_key,
-           b.draws
-      from balance b
-    returning balance_after
-  )
-  select e.balance_after, b.total into v_balance, v_drawn from entry e, balance b;
-
-  if v_drawn is distinct from p_amount then
-    -- The balance row and the grants disagree: refuse (the exception undoes this statement)
-    -- rather than keep a wrong ledger.
-    raise exception using errcode = 'XX000',
-      message = format('credits of user %s are inconsistent: drew %s of %s', p_user_id,
-                       coalesce(v_drawn, 0), p_amount);
-  end if;
-  return v_balance;
-end
-$$;
-
--- credits.consume(p_user_id, p_amount, p_idempotency_key, p_description, p_now)
--- Contract section 6: credits._spend with ledger kind 'usage' (effects, errors, idempotency and
--- locks as there: the same key for the same user with another amount raises CR002).
-create function credits.consume(
-  p_user_id uuid,
-  p_amount bigint,
-  p_idempotency_key text,
-  p_description text default null,
-  p_now timestamptz default now()
-) returns bigint
-language sql
-as $$
-  select credits._spend(p_user_id, p_amount, 'usage', p_idempotency_key, p_description, p_now)
-$$;
-
--- credits.expire_due(p_now)
--- Effects: for every user, records the expiry of grants due at p_now (see _expire_locked); marks
---   grants that were spent down to 0 before their expiry as expired too (expired_at, no ledger
---   entry: nothing is removed), so that they leave the open-grant indexes.
--- Returns: the number of grants whose unspent credits it removed. Idempotent.
--- Locks: the batch advisory lock, then the affected users' balance rows in user_id order (one
---   statement), then, in a statement that sees every change committed before the locks were
---   granted, their due grants. No grant can become due meanwhile: p_now is fixed and new grants
---   wait for the batch lock. Spent-out grants are marked without balance locks: nothing else
---   updates a grant whose remaining is 0, so nobody waits on them.
-create function credits.expire_due(p_now timestamptz default now()) returns integer
-language plpgsql
-set work_mem = '256MB' -- its sorts of every due grant stay in memory
-as $$
-begin
-  perform pg_advisory_xact_lock(credits.batch_lock_key());
-  update credits.grants g
-     set expired_at = p_now
-   where g.expired_at is null and g.remaining = 0 and g.expires_at <= p_now;
-  perform
-     from credits.balances b
-    where b.user_id in (
-            select g.user_id from credits.grants g
-             where g.expired_at is null and g.remaining > 0 and g.expires_at <= p_now)
-    order by b.user_id
-      for update of b;
-  if not found then
-    return 0;
-  end if;
-  return credits._expire_locked(null, p_now);
+  balance := credits.balance(p_user_id, p_now);
+  return next;
 end
 $$;

@@ -1,28 +1,10 @@
--- What a signed-in user reads: their account, credits and history, as JSON for the API.
+-- What a user reads of their credits: the summary, the history and the usage by day, as JSON.
+-- "Reads only" in a contract below means: no effects, so no idempotency key; no locks (it reads
+-- committed rows under its statement's snapshot); no errors unless it names some.
 
--- ISO 8601 in UTC with milliseconds, the form JavaScript's Date prints.
-create function app.iso(p_at timestamptz) returns text
-language sql immutable parallel safe
-as $$ select to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
-
--- How far ahead "expiring soon" looks.
+-- How far ahead "expiring soon" looks. A constant.
 create function credits.expiring_soon_window() returns interval
 language sql immutable parallel safe as $$ select interval '7 days' $$;
-
--- app.me(p_user_id, p_now) -> {id, email, plan: {id, kind, status, renewsAt}, balance}
--- Reads only. Errors: 23503 for an unknown user.
-create function app.me(p_user_id uuid, p_now timestamptz default now()) returns jsonb
-language sql stable
-as $$
-  select jsonb_build_object(
-           'id', u.id, 'email', u.email,
-           'plan', (select jsonb_build_object('id', p.plan_id, 'kind', p.kind, 'status', p.status,
-                                              'renewsAt', app.iso(p.renews_at))
-                      from billing.plan_of(u.id, p_now) p),
-           'balance', credits.balance(u.id, p_now))
-    from app.users u
-   where u.id = p_user_id
-$$;
 
 -- credits.summary(p_user_id, p_now)
 --   -> {balance, expiringSoon: {amount, before}, grants: [{id, kind, amount, remaining, expiresAt,
@@ -81,4 +63,29 @@ as $$
     'nextCursor', case when (select count(*) from page) > p_limit
                        then (select min(id) from (select id from page order by id desc
                                                    limit p_limit) shown)::text end)
+$$;
+
+-- credits.usage_by_day(p_user_id, p_now, p_days)
+--   -> [{day: 'YYYY-MM-DD', used}] for the p_days UTC days ending with p_now's, oldest first,
+-- every day present (0 when nothing was used). Reads only.
+create function credits.usage_by_day(p_user_id uuid, p_now timestamptz default now(),
+                                     p_days integer default 30) returns jsonb
+language sql stable
+as $$
+  with bounds as (
+    select (p_now at time zone 'UTC')::date as today,
+           (p_now at time zone 'UTC')::date - (p_days - 1) as first_day
+  ), used as (
+    select (l.created_at at time zone 'UTC')::date as day, -sum(l.amount) as used
+      from credits.ledger l, bounds b
+     where l.user_id = p_user_id and l.kind = 'usage'
+       and l.created_at >= (b.first_day::timestamp at time zone 'UTC')
+       and l.created_at < ((b.today + 1)::timestamp at time zone 'UTC')
+     group by 1
+  )
+  select jsonb_agg(jsonb_build_object('day', to_char(d.day, 'YYYY-MM-DD'),
+                                      'used', coalesce(u.used, 0)) order by d.day)
+    from bounds b
+    cross join lateral (select b.first_day + i as day from generate_series(0, p_days - 1) i) d
+    left join used u on u.day = d.day
 $$;

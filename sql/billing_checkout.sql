@@ -1,6 +1,7 @@
 -- Checkout and billing portal: what the web layer needs to ask a provider for a hosted page.
 -- Both functions only read; the payment itself reaches Tally later, through the webhooks
--- (sql/billing.sql), which is where credits and customers are written.
+-- (sql/billing_events.sql and the handlers beside it), which is where credits and customers are
+-- written.
 
 -- billing.checkout_target(p_user_id, p_price_id)
 -- Inputs: the signed-in user and the price ID the client asked for.

@@ -1,5 +1,7 @@
 -- Entitlements: which users are on a paid plan at a moment. The one definition that monthly
 -- distribution, /api/me and the payments code all read.
+-- "Reads only" in a contract below means: no effects, so no idempotency key; no locks (it reads
+-- committed rows under its statement's snapshot); no errors unless it names some.
 
 -- billing.paid_plans(p_now)
 -- Returns one row per paid entitlement in force at p_now: an active, trialing or past-due

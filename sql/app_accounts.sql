@@ -1,7 +1,8 @@
 -- Accounts: sign-up with its starting credits and its per-address limit, sessions, failed-login
--- lock, daily sign-in, and the purge of the limits' old rows.
+-- lock, email verification, and the purge of the limits' old rows.
 
--- How long a session lives without use, and how often its expiry is pushed forward.
+-- How long a session lives without use, and how often its expiry is pushed forward. Constants:
+-- effects, errors and locks none.
 create function app.session_lifetime() returns interval
 language sql immutable parallel safe as $$ select interval '30 days' $$;
 
@@ -65,7 +66,7 @@ declare
   v_address inet := coalesce(p_client_address, '::'::inet);
 begin
   if coalesce(p_limit_per_hour, 0) > 0 then
-    perform pg_advisory_xact_lock(1, hashtext(host(v_address)));
+    perform app.lock_signup_address(v_address);
     perform app.signup_check_limit(v_address, p_limit_per_hour, p_now);
   end if;
   insert into app.users (email, password_hash, name, created_at)
@@ -75,16 +76,18 @@ begin
 
   select * into v_settings from billing.settings;
   if v_settings.signup_gift_credits > 0 then
-    perform credits.grant(v_user_id, v_settings.signup_gift_credits, 'signup_gift',
-                          'signup_gift:' || v_user_id,
-                          credits.add_days_utc(p_now, v_settings.signup_gift_days));
+    perform credits.grant(p_user_id => v_user_id, p_amount => v_settings.signup_gift_credits,
+                          p_kind => 'signup_gift',
+                          p_source_key => credits.signup_gift_key(v_user_id),
+                          p_expires_at => credits.add_days_utc(p_now, v_settings.signup_gift_days));
   end if;
 
   select * into v_free from billing.plans where kind = 'free' and active;
   if v_free.monthly_credits > 0 then
-    perform credits.grant(v_user_id, v_free.monthly_credits, 'free_monthly',
-                          credits.free_monthly_key(v_user_id, p_now),
-                          credits.add_days_utc(p_now, v_free.credits_expire_days));
+    perform credits.grant(p_user_id => v_user_id, p_amount => v_free.monthly_credits,
+                          p_kind => 'free_monthly',
+                          p_source_key => credits.free_monthly_key(v_user_id, p_now),
+                          p_expires_at => credits.add_days_utc(p_now, v_free.credits_expire_days));
   end if;
   if p_session_token_hash is not null then
     perform app.open_session(v_user_id, p_session_token_hash, p_now);
@@ -95,6 +98,7 @@ $$;
 
 -- The failed-login limit (contract section 5): at most login_max_attempts() passwords checked per
 -- email within login_window(); reaching it with failures locks the email for login_window().
+-- Constants: effects, errors and locks none.
 create function app.login_window() returns interval
 language sql immutable parallel safe as $$ select interval '15 minutes' $$;
 
@@ -180,7 +184,8 @@ end
 $$;
 
 -- app.login_abandoned(p_attempt_id): forgets a pending attempt whose password was never checked
--- (the server was too busy to hash it). Idempotent.
+-- (the server was too busy to hash it). Returns nothing. Errors none. Idempotent (a repeat finds
+-- nothing). Locks: the attempt's row.
 create function app.login_abandoned(p_attempt_id uuid) returns void
 language sql
 as $$ delete from app.login_failures where attempt_id = p_attempt_id and pending $$;
@@ -229,6 +234,8 @@ $$;
 -- app.open_session(p_user_id, p_token_hash, p_now)
 -- Effects: stores a new session (only the token's hash) and removes the user's expired ones.
 -- Returns: the session's expiry. Errors: 23503 for an unknown user.
+-- Idempotency: none needed (each call is one session; a token hash is unique). Locks: the rows
+--   it deletes and inserts (the user's sessions).
 create function app.open_session(p_user_id uuid, p_token_hash bytea,
                                  p_now timestamptz default now())
 returns timestamptz
@@ -250,6 +257,8 @@ $$;
 --   admin check needs it). No row for an unknown or expired session.
 -- Effects: pushes expires_at forward at most once per session_renew_after(), so that a busy
 --   session does not write on every request.
+-- Errors none. Idempotent (a repeat within session_renew_after() writes nothing). Locks: the
+--   session's row, when it renews it.
 create function app.session_user(p_user_id uuid, p_token_hash bytea,
                                  p_now timestamptz default now())
 returns table (id uuid, email text, renewed_until timestamptz, verified boolean)
@@ -273,7 +282,8 @@ begin
 end
 $$;
 
--- app.close_session(p_user_id, p_token_hash): deletes the session. Idempotent.
+-- app.close_session(p_user_id, p_token_hash): deletes the session. Returns nothing. Errors none.
+-- Idempotent (a repeat finds nothing). Locks: the session's row.
 create function app.close_session(p_user_id uuid, p_token_hash bytea) returns void
 language sql
 as $$ delete from app.sessions where user_id = p_user_id and token_hash = p_token_hash $$;
@@ -303,32 +313,5 @@ begin
     update app.users u set email_verified_at = p_now where u.id = v_user;
   end if;
   return query select v_user, v_email, coalesce(v_at, p_now), v_at is not null;
-end
-$$;
-
--- credits.daily_signin(p_user_id, p_now)
--- Effects: grants dailySignin.credits once per user per UTC day, expiring after
---   dailySignin.expiresInDays.
--- Returns: granted (0 when already taken today or when the plans file has no daily sign-in) and
---   the balance at p_now.
--- Idempotency key: daily_signin:<user>:<YYYY-MM-DD in UTC>. Locks: the user's balance row.
-create function credits.daily_signin(p_user_id uuid, p_now timestamptz default now())
-returns table (granted bigint, balance bigint)
-language plpgsql
-as $$
-declare
-  v_credits bigint;
-  v_days integer;
-  v_key text := 'daily_signin:' || p_user_id || ':' || to_char(p_now at time zone 'UTC', 'YYYY-MM-DD');
-begin
-  select s.daily_signin_credits, s.daily_signin_days into v_credits, v_days from billing.settings s;
-  granted := 0;
-  if coalesce(v_credits, 0) > 0 then
-    select case when g.created then v_credits else 0 end into granted
-      from credits.grant_once(p_user_id, v_credits, 'daily_signin', v_key,
-                              credits.add_days_utc(p_now, v_days)) g;
-  end if;
-  balance := credits.balance(p_user_id, p_now);
-  return next;
 end
 $$;

@@ -1,33 +1,8 @@
 -- Monthly distribution and the daily run.
+-- "Reads only" in a contract below means: no effects, so no idempotency key; no locks (it reads
+-- committed rows under its statement's snapshot); no errors unless it names some.
 
--- Source keys of recurring grants. Each names the period it pays for, so that granting it again,
--- from the daily job, a webhook or a concurrent run, finds the key taken and grants nothing.
--- STABLE, not IMMUTABLE: to_char and text || uuid are stable, and PostgreSQL inlines an SQL
--- function only when its declared volatility covers its body (else it re-plans it per call).
-create function credits.free_monthly_key(p_user_id uuid, p_at timestamptz) returns text
-language sql stable parallel safe
-as $$ select 'free_monthly:' || p_user_id || ':' || to_char(p_at at time zone 'UTC', 'YYYY-MM') $$;
-
--- The prefix of a yearly period's slot keys: the grant key of the year's payment
--- (billing.payments.grant_key), under which refunds and disputes find all its slots.
-create function credits.yearly_period_key(p_subscription_id bigint, p_period_start timestamptz)
-returns text
-language sql stable parallel safe
-as $$
-  select 'subscription_monthly:' || p_subscription_id || ':'
-         || to_char(p_period_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-$$;
-
-create function credits.yearly_slot_key(p_subscription_id bigint, p_period_start timestamptz,
-                                        p_slot integer) returns text
-language sql stable parallel safe
-as $$ select credits.yearly_period_key(p_subscription_id, p_period_start) || ':' || p_slot $$;
-
-create function credits.lifetime_slot_key(p_payment_id bigint, p_slot integer) returns text
-language sql stable parallel safe
-as $$ select 'lifetime_monthly:' || p_payment_id || ':' || p_slot $$;
-
--- How many past lifetime slots a run may still pay out when earlier runs were missed.
+-- How many past lifetime slots a run may still pay out when earlier runs were missed. A constant.
 create function credits.lifetime_catch_up_slots() returns integer
 language sql immutable parallel safe
 as $$ select 12 $$;
@@ -75,7 +50,7 @@ as $$
          credits.add_days_utc(p_now, pl.credits_expire_days),
          credits.yearly_slot_key(s.id, s.current_period_start, k.slot), pl.monthly_credits,
          case when y.amount < pl.monthly_credits
-              then 'refund:' || p.id || ':' || p.refunded_amount end
+              then billing.refund_reference(p.id, p.refunded_amount) end
     from billing.subscriptions s
     left join billing.payments p
       on p.user_id = s.user_id and p.subscription_id = s.id and p.kind = 'subscription'
@@ -153,7 +128,7 @@ declare
   v_ids regclass := pg_get_serial_sequence('credits.grants', 'id')::regclass;
   v_count integer;
 begin
-  perform pg_advisory_xact_lock(credits.batch_lock_key());
+  perform credits.lock_batch();
   if to_regclass('pg_temp.distribution_due') is not null then
     drop table pg_temp.distribution_due; -- a second run in one transaction
   end if;
@@ -221,7 +196,10 @@ begin
 end
 $$;
 
--- The same as run_daily, for callers that want the counts back (the HTTP cron endpoint).
+-- credits.run_daily_counts(p_now, p_trigger)
+-- The same as run_daily, for callers that want the counts back (the HTTP cron endpoint, the
+-- admin's form): effects, idempotency and locks as run_daily; the log row records p_trigger.
+-- Returns one row: expired, granted, and the run's duration in milliseconds. Errors none.
 create function credits.run_daily_counts(p_now timestamptz default now(),
                                          p_trigger text default 'http')
 returns table (expired integer, granted integer, duration_ms integer)
@@ -231,7 +209,7 @@ declare
   v_started timestamptz := clock_timestamp();
   v_run_id bigint;
 begin
-  perform pg_advisory_xact_lock(credits.batch_lock_key());
+  perform credits.lock_batch();
   insert into credits.daily_runs (run_at, trigger) values (p_now, p_trigger) returning id into v_run_id;
   expired := credits.expire_due(p_now);
   granted := credits.distribute_monthly(p_now);

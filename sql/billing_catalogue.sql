@@ -11,7 +11,7 @@ create function billing.load_plans(p_doc jsonb) returns void
 language plpgsql
 as $$
 begin
-  perform pg_advisory_xact_lock(7461021002);
+  perform billing.lock_catalogue();
 
   if (select count(*) from jsonb_array_elements(p_doc -> 'plans') p where p ->> 'kind' = 'free') <> 1 then
     raise exception using errcode = '22023', message = 'plans: exactly one plan must have kind "free"';
@@ -92,6 +92,7 @@ $$;
 
 -- billing.catalogue()
 -- Returns the active plans and packages with their active prices, as the pricing page shows them.
+-- Effects none (reads only, so no idempotency key). Errors none. Locks none.
 create function billing.catalogue() returns jsonb
 language sql stable
 as $$
