@@ -24,7 +24,7 @@ export function formatSigned(amount: number): string {
   return amount > 0 ? `+${numberFormat.format(amount)}` : numberFormat.format(amount);
 }
 
-/** Amounts are in the currency's minor unit (contract section 3). */
+/** Amounts are in the currency's minor unit (docs/plans-file.md). */
 export function formatMoney(minorUnits: number, currency: string): string {
   const format = new Intl.NumberFormat("en", {
     style: "currency",

@@ -1,9 +1,9 @@
-// Request bodies are read here, once, before any route sees them (contract section 5): the whole
-// body must arrive within the deadline (BODY_TIMEOUT_SECONDS, 30 s) or the answer is 408; only
-// so many bodies are read at once (BODY_READS_MAX), more answer 503 with Retry-After; a client
-// that goes away mid-body is answered (to nobody) without a stack trace in the log. The bytes
-// read so far are held only by this one call, so they are garbage as soon as it returns or
-// throws. Routes then read the buffered copy (c.req.json(), parseBody(), readRawBody()).
+// Request bodies are read here, once, before any route sees them (docs/api.md#headers-and-limits):
+// the whole body must arrive within the deadline (BODY_TIMEOUT_SECONDS, 30 s) or the answer is 408;
+// only so many bodies are read at once (BODY_READS_MAX), more answer 503 with Retry-After; a client
+// that goes away mid-body is answered (to nobody) without a stack trace in the log. The bytes read
+// so far are held only by this one call, so they are garbage as soon as it returns or throws.
+// Routes then read the buffered copy (c.req.json(), parseBody(), readRawBody()).
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../utils/app_env.ts";
 import { HttpError } from "../utils/errors.ts";

@@ -1,9 +1,10 @@
-// Cross-site request forgery (contract section 5): a state-changing request that carries the
-// session cookie, and every sign-up, login, logout and password-reset request with or without a
-// cookie, must come from APP_URL's origin. Without an Origin header, Sec-Fetch-Site decides;
-// requests with neither (curl, server-to-server) pass, as no browser sends a form or a fetch
-// without them. The account routes are checked without a cookie too: a forged login would sign
-// the victim into the attacker's account, and what the victim then buys would be credited there.
+// Cross-site request forgery (docs/api.md#cross-site-requests): a state-changing request that
+// carries the session cookie, and every sign-up, login, logout and password-reset request with or
+// without a cookie, must come from APP_URL's origin. Without an Origin header, Sec-Fetch-Site
+// decides; requests with neither (curl, server-to-server) pass, as no browser sends a form or a
+// fetch without them. The account routes are checked without a cookie too: a forged login would
+// sign the victim into the attacker's account, and what the victim then buys would be credited
+// there.
 //
 // Why not hono/csrf (hono 4.13, read in its source): it refuses a request that carries neither
 // Origin nor Sec-Fetch-Site (curl, server-to-server), which this rule lets pass; without Origin it

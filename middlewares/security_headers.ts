@@ -1,6 +1,6 @@
-// Security headers of every answer (contract section 5), with Hono's secureHeaders: a CSP that
-// the pages and islands work under (scripts and styles only from this origin, no inline script,
-// never framed), nosniff, a Referrer-Policy, and no-store on personal JSON.
+// Security headers of every answer (docs/api.md#headers-and-limits), with Hono's secureHeaders: a
+// CSP that the pages and islands work under (scripts and styles only from this origin, no inline
+// script, never framed), nosniff, a Referrer-Policy, and no-store on personal JSON.
 import type { MiddlewareHandler } from "hono";
 import { secureHeaders } from "hono/secure-headers";
 

@@ -96,9 +96,9 @@ begin
 end
 $$;
 
--- The failed-login limit (contract section 5): at most login_max_attempts() passwords checked per
--- email within login_window(); reaching it with failures locks the email for login_window().
--- Constants: effects, errors and locks none.
+-- The failed-login limit (docs/api.md#accounts-and-sessions): at most login_max_attempts()
+-- passwords checked per email within login_window(); reaching it with failures locks the email for
+-- login_window(). Constants: effects, errors and locks none.
 create function app.login_window() returns interval
 language sql immutable parallel safe as $$ select interval '15 minutes' $$;
 

@@ -1,7 +1,8 @@
--- Billing: provider webhooks applied in one transaction each (contract sections 4 and 5). This
--- file: the event kinds and their dispatch, and what every handler uses (the user, the price).
--- The handlers: billing_payments.sql, billing_subscriptions.sql, billing_refunds.sql; the inbox
--- that records, retries and replays events: billing_inbox.sql; key formats: keys.sql.
+-- Billing: provider webhooks applied in one transaction each (docs/credit-rules.md,
+-- docs/api.md#webhooks). This file: the event kinds and their dispatch, and what every handler uses
+-- (the user, the price). The handlers: billing_payments.sql, billing_subscriptions.sql,
+-- billing_refunds.sql; the inbox that records, retries and replays events: billing_inbox.sql; key
+-- formats: keys.sql.
 --
 -- The web layer turns a Stripe or Creem event into one provider-neutral JSON shape
 -- (utils/providers/billing_event.ts) and calls billing.apply_event once. Every credit a payment

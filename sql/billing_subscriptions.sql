@@ -50,7 +50,7 @@ $$;
 --     of the subscription is applied. An upgrade payment reported after its subscription moved
 --     to a later period stays failed for an admin.
 --   Credits, within one (subscription, period): the period's subscription grants never add up to
---   more than the richest plan paid for in it (contract section 4). An upgrade to plan X from
+--   more than the richest plan paid for in it (docs/credit-rules.md). An upgrade to plan X from
 --   plan O grants least(X − O, richest − granted), where granted counts the period grant as O
 --   when the period's invoice has not been applied yet (it will grant O when it comes, so an
 --   upgrade reported first ends as in order); O is fromPriceId's plan, else the period grant's

@@ -13,7 +13,7 @@
 --      balance row the batch needs next. With it, a grant waits for a batch before locking.
 -- A single-user function therefore never waits on a lock that waits on it.
 
--- credits.grant_kinds() -> the kinds a grant may have (contract section 6): the values of the
+-- credits.grant_kinds() -> the kinds a grant may have (docs/sql.md#kinds): the values of the
 --   domain credits.grant_kind (migration 0006), in its order; utils/kinds.ts holds the same list
 --   and tests/sql_kinds_test.ts checks all three. Inputs none. Effects none. Errors none. Locks
 --   none. An array literal rather than a catalogue read: credits.grant_once checks every kind
@@ -202,7 +202,7 @@ end
 $$;
 
 -- credits.grant(p_user_id, p_amount, p_kind, p_source_key, p_expires_at, p_description)
--- The contract's form of credits.grant_once (contract section 6).
+-- The documented form of credits.grant_once (docs/sql.md#functions).
 -- Inputs, effects, errors, idempotency key and locks: as credits.grant_once.
 -- Returns: only the grant's id (the existing one for a repeated key).
 create function credits.grant(

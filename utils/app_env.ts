@@ -2,7 +2,7 @@
 import type { Sql } from "../db/client.ts";
 import type { Config } from "./config.ts";
 
-/** verified: the user's email address is verified (contract section 5). */
+/** verified: the user's email address is verified (docs/api.md#accounts-and-sessions). */
 export type SessionUser = { id: string; email: string; verified: boolean };
 
 export type AppEnv = {

@@ -1,7 +1,7 @@
-// The client's address (contract section 2, TRUST_PROXY): the socket's peer, or, behind a reverse
-// proxy (TRUST_PROXY=on), the last hop of X-Forwarded-For, the address the proxy itself saw. The
-// hops before it are written by the client and are never trusted. A last hop that is not an IP
-// address falls back to the peer (the proxy), which limits more, never less.
+// The client's address (docs/configuration.md, TRUST_PROXY): the socket's peer, or, behind a
+// reverse proxy (TRUST_PROXY=on), the last hop of X-Forwarded-For, the address the proxy itself
+// saw. The hops before it are written by the client and are never trusted. A last hop that is not
+// an IP address falls back to the peer (the proxy), which limits more, never less.
 import { isIP } from "node:net";
 import type { Context } from "hono";
 import { getConnInfo } from "hono/deno";

@@ -1,4 +1,4 @@
-// Settings of contract section 2, read once from the environment and validated at start-up.
+// Settings (docs/configuration.md), read once from the environment and validated at start-up.
 // A bad value stops start-up with one line naming the variable; secrets are never echoed.
 import { z } from "zod";
 

@@ -1,4 +1,4 @@
-// The plans file (contract section 3): validated with zod at start-up, then loaded into the
+// The plans file (docs/plans-file.md): validated with zod at start-up, then loaded into the
 // catalogue tables by one SQL call. SQL reads credits from those tables, never from requests.
 import { z } from "zod";
 import type { Sql } from "../db/client.ts";

@@ -1,5 +1,5 @@
-// The daily job's scheduler (contract section 2, SCHEDULER): pg_cron inside the database when it
-// can be had, else Deno.cron in this process. Both call credits.run_daily, which is safe to run
+// The daily job's scheduler (docs/configuration.md#the-scheduler): pg_cron inside the database when
+// it can be had, else Deno.cron in this process. Both call credits.run_daily, which is safe to run
 // twice or concurrently, so a start that briefly overlaps an old scheduler does no harm.
 import type { Sql } from "../db/client.ts";
 import type { Config } from "./config.ts";

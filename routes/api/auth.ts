@@ -1,4 +1,4 @@
-// POST /api/auth/signup, /api/auth/login, /api/auth/logout (contract section 5).
+// POST /api/auth/signup, /api/auth/login, /api/auth/logout (docs/api.md#accounts-and-sessions).
 import { Hono } from "hono";
 import type { AppEnv } from "../../utils/app_env.ts";
 import { createAccount, logIn } from "../../utils/accounts.ts";

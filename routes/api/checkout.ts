@@ -1,6 +1,7 @@
-// POST /api/checkout {priceId}: a hosted checkout page at the price's provider (contract section
-// 5). One SQL call decides what is sold and to whom; the provider is then asked for the page.
-// Nothing here sets credits: the webhooks grant them from the plans tables by price ID.
+// POST /api/checkout {priceId}: a hosted checkout page at the price's provider
+// (docs/api.md#routes). One SQL call decides what is sold and to whom; the provider is then asked
+// for the page. Nothing here sets credits: the webhooks grant them from the plans tables by price
+// ID.
 import { Hono } from "hono";
 import type { AppEnv } from "../../utils/app_env.ts";
 import type { Config } from "../../utils/config.ts";

@@ -1,4 +1,5 @@
-// POST|GET /api/cron/daily: the daily job for external schedulers (contract section 5).
+// POST|GET /api/cron/daily: the daily job for external schedulers
+// (docs/api.md#the-scheduler-endpoint).
 import { Hono } from "hono";
 import { timingSafeEqual } from "node:crypto";
 import type { AppEnv } from "../../utils/app_env.ts";

@@ -1,4 +1,4 @@
-// The signed-in user's account and credits (contract section 5). Each route: validate, one SQL
+// The signed-in user's account and credits (docs/api.md#routes). Each route: validate, one SQL
 // call, JSON.
 import { Hono } from "hono";
 import { z } from "zod";

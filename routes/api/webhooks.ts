@@ -1,4 +1,4 @@
-// POST /api/webhooks/stripe and /api/webhooks/creem (contract section 5): raw body (1 MB at
+// POST /api/webhooks/stripe and /api/webhooks/creem (docs/api.md#webhooks): raw body (1 MB at
 // most), signature, the provider's event turned into the neutral shape, then ONE SQL call,
 // billing.apply_event, which records and applies it in one transaction.
 import { Hono } from "hono";
