@@ -7,6 +7,7 @@ import type { Sql } from "./db/client.ts";
 import { bufferBodies } from "./middlewares/body_reader.ts";
 import { refuseCrossSite } from "./middlewares/csrf.ts";
 import { notFound, onError } from "./middlewares/errors.ts";
+import { refuseNulInUrl } from "./middlewares/nul.ts";
 import { noStorePersonal, securityHeaders } from "./middlewares/security_headers.ts";
 import { loadSession } from "./middlewares/session.ts";
 import { errorPage, notFoundPage } from "./routes/_error.tsx";
@@ -31,7 +32,6 @@ import type { AppEnv } from "./utils/app_env.ts";
 import type { Config } from "./utils/config.ts";
 import { HttpError } from "./utils/errors.ts";
 import { serveIsland, serveStatic } from "./utils/static_files.ts";
-import { refuseNulInUrl } from "./utils/validation.ts";
 
 const MAX_API_BODY = 1024 * 1024;
 

@@ -1,7 +1,7 @@
 // Reading request bodies and queries through zod: a bad request is a 400 and touches nothing.
-// No text of ours may hold a NUL character (PostgreSQL text cannot store one): every JSON body,
-// form and URL is checked here, before any schema or route sees it.
-import type { Context, MiddlewareHandler } from "hono";
+// No text of ours may hold a NUL character (PostgreSQL text cannot store one): every JSON body
+// and form is checked here, before any schema or route sees it (the URL: middlewares/nul.ts).
+import type { Context } from "hono";
 import type { z } from "zod";
 import { HttpError } from "./errors.ts";
 
@@ -17,7 +17,8 @@ export function findNul(value: unknown, path: string[] = []): string | null {
   return null;
 }
 
-function nulRefused(where: string): HttpError {
+/** The 400 for a NUL character found in the named place (a field path, "path", "query"). */
+export function nulRefused(where: string): HttpError {
   return new HttpError(
     400,
     "invalid_request",
@@ -30,16 +31,6 @@ export function refuseNul(value: unknown): void {
   const found = findNul(value);
   if (found !== null) throw nulRefused(found);
 }
-
-/** A URL whose path or query holds an encoded NUL (%00) is refused before routing. */
-export const refuseNulInUrl: MiddlewareHandler = async (c, next) => {
-  // Most URLs hold no escape at all: they are not parsed.
-  if (!c.req.url.includes("%")) return await next();
-  const url = new URL(c.req.url);
-  if (/%00/i.test(url.pathname)) throw nulRefused("path");
-  if (/%00/i.test(url.search)) throw nulRefused("query");
-  await next();
-};
 
 export async function jsonBody<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
   let raw: unknown;
