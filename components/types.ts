@@ -1,6 +1,8 @@
 // The shapes of the JSON that the page functions of sql/ui.sql and sql/statements.sql return.
+import type { Provider } from "../utils/kinds.ts";
+
 export type Price = {
-  provider: "stripe" | "creem";
+  provider: Provider;
   priceId: string;
   interval: "month" | "year" | "once";
   amount: number;

@@ -4,8 +4,9 @@
 // kind). Nothing here decides credits: SQL reads them from the plans tables by price ID.
 import { z } from "zod";
 import { HttpError } from "../utils/errors.ts";
+import type { Provider } from "../utils/kinds.ts";
 
-export type Provider = "stripe" | "creem";
+export type { Provider };
 
 const ref = z.string().min(1).max(255);
 const instant = z.iso.datetime({ offset: true });

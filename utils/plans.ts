@@ -2,12 +2,13 @@
 // catalogue tables by one SQL call. SQL reads credits from those tables, never from requests.
 import { z } from "zod";
 import type { Sql } from "../db/client.ts";
+import { PROVIDERS } from "./kinds.ts";
 
 const id = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "lowercase letters, digits, - and _");
 const credits = z.number().int().nonnegative();
 const days = z.number().int().positive();
 const amount = z.number().int().nonnegative();
-const provider = z.enum(["stripe", "creem"]);
+const provider = z.enum(PROVIDERS);
 const priceId = z.string().min(1);
 
 const PlanPrice = z.object({

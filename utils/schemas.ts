@@ -1,6 +1,7 @@
 // The zod schemas that more than one route reads: an API route and the page that takes the same
 // input validate it with the same schema, so the two can never accept different things.
 import { z } from "zod";
+import { LEDGER_KINDS, PROVIDERS } from "./kinds.ts";
 
 // POST /api/auth/signup, /api/auth/login and the /signup and /login forms.
 const email = z.string().trim().toLowerCase().pipe(z.email("not a valid email address")).pipe(
@@ -23,24 +24,6 @@ export const CheckoutBody = z.object({
 });
 
 // GET /api/me/transactions and the dashboard's history filter.
-const LEDGER_KINDS = [
-  "signup_gift",
-  "free_monthly",
-  "subscription_period",
-  "subscription_monthly",
-  "lifetime_monthly",
-  "trial",
-  "upgrade",
-  "package",
-  "daily_signin",
-  "adjustment",
-  "bonus",
-  "usage",
-  "expiry",
-  "refund",
-  "dispute",
-] as const;
-
 export const TransactionsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().regex(/^[0-9]{1,18}$/, "not a cursor from this API").optional(),
@@ -49,6 +32,6 @@ export const TransactionsQuery = z.object({
 
 // POST /api/admin/webhooks/:provider/:eventId/replay and the admin page's replay button.
 export const ReplayParams = z.object({
-  provider: z.enum(["stripe", "creem"]),
+  provider: z.enum(PROVIDERS),
   eventId: z.string().min(1).max(255),
 });

@@ -4,12 +4,13 @@ import { Hono } from "hono";
 import type { AppEnv } from "../../utils/app_env.ts";
 import type { Config } from "../../utils/config.ts";
 import { HttpError } from "../../utils/errors.ts";
+import type { Provider } from "../../utils/kinds.ts";
 import { callCreem, creemClient } from "../../providers/creem_client.ts";
 import { callStripe, stripeClient } from "../../providers/stripe_client.ts";
 import { currentUser, requireUser } from "../../middlewares/session.ts";
 
 /** A row of billing.portal_customer (sql/checkout.sql). */
-type PortalCustomer = { provider: "stripe" | "creem"; customer_ref: string };
+type PortalCustomer = { provider: Provider; customer_ref: string };
 
 export const billing = new Hono<AppEnv>();
 billing.use(requireUser);

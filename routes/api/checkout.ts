@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import type { AppEnv } from "../../utils/app_env.ts";
 import type { Config } from "../../utils/config.ts";
 import { HttpError } from "../../utils/errors.ts";
+import type { Provider } from "../../utils/kinds.ts";
 import { callCreem, creemClient } from "../../providers/creem_client.ts";
 import { callStripe, stripeClient } from "../../providers/stripe_client.ts";
 import { currentUser, requireUser } from "../../middlewares/session.ts";
@@ -15,7 +16,7 @@ import { jsonBody } from "../../utils/validation.ts";
 /** A row of billing.checkout_target (sql/checkout.sql). */
 type CheckoutTarget = {
   price_id: string;
-  provider: "stripe" | "creem";
+  provider: Provider;
   price_interval: "month" | "year" | "once";
   plan_id: string | null;
   package_id: string | null;
