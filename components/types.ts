@@ -1,4 +1,5 @@
-// The shapes of the JSON that the page functions of sql/ui.sql and sql/statements.sql return.
+// The shapes of the JSON that the page functions of sql/app_pages.sql and
+// sql/credits_statements.sql return.
 import type { Provider } from "../utils/kinds.ts";
 
 export type Price = {

@@ -1,6 +1,6 @@
 // The provider-neutral shape of a payment event. Stripe and Creem events are turned into this
 // (stripe_events.ts, creem_events.ts), validated here, and stored as is in the webhook inbox, so
-// that billing.apply_event and a later replay read only this (sql/billing.sql documents each
+// that billing.apply_event and a later replay read only this (sql/billing_events.sql documents each
 // kind). Nothing here decides credits: SQL reads them from the plans tables by price ID.
 import { z } from "zod";
 import { HttpError } from "../utils/errors.ts";

@@ -5,7 +5,7 @@
 -- formats: keys.sql.
 --
 -- The web layer turns a Stripe or Creem event into one provider-neutral JSON shape
--- (utils/providers/billing_event.ts) and calls billing.apply_event once. Every credit a payment
+-- (providers/billing_event.ts) and calls billing.apply_event once. Every credit a payment
 -- is worth comes from the catalogue tables by price ID; nothing in an event's metadata or amounts
 -- decides credits (amounts only decide the refunded share).
 --

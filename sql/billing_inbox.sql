@@ -110,7 +110,7 @@ $$;
 
 -- billing.apply_event(p_provider, p_event_id, p_type, p_event, p_now)
 -- Inputs: the provider ('stripe' | 'creem'), its event ID and type, the event in the neutral
---   shape (utils/providers/billing_event.ts), the clock.
+--   shape (providers/billing_event.ts), the clock.
 -- Effects, in the caller's one transaction: a new event is run (billing._run) and then recorded in
 --   billing.webhook_events, keyed by (provider, event ID), with its outcome: one write of the
 --   inbox row. A repeat of a processed or ignored event changes nothing; a repeat of a failed one

@@ -6,7 +6,7 @@ import { sessionKey } from "../../middlewares/session.ts";
 import type { AppEnv } from "../../utils/app_env.ts";
 import { HttpError } from "../../utils/errors.ts";
 
-/** What an admin action did, as the server keeps it for the next page (sql/ui.sql). */
+/** What an admin action did, as the server keeps it for the next page (sql/app_admin.sql). */
 export type FlashData =
   | { kind: "adjusted"; amount: number; balance: number }
   | { kind: "daily_run"; expired: number; granted: number; durationMs: number }

@@ -9,7 +9,7 @@ import { callCreem, creemClient } from "../../providers/creem_client.ts";
 import { callStripe, stripeClient } from "../../providers/stripe_client.ts";
 import { currentUser, requireUser } from "../../middlewares/session.ts";
 
-/** A row of billing.portal_customer (sql/checkout.sql). */
+/** A row of billing.portal_customer (sql/billing_checkout.sql). */
 type PortalCustomer = { provider: Provider; customer_ref: string };
 
 export const billing = new Hono<AppEnv>();

@@ -13,7 +13,7 @@ import { currentUser, requireUser } from "../../middlewares/session.ts";
 import { CheckoutBody } from "../../utils/schemas.ts";
 import { jsonBody } from "../../utils/validation.ts";
 
-/** A row of billing.checkout_target (sql/checkout.sql). */
+/** A row of billing.checkout_target (sql/billing_checkout.sql). */
 type CheckoutTarget = {
   price_id: string;
   provider: Provider;
