@@ -1,7 +1,8 @@
 // app.signup's starting credits and credits.daily_signin, at the SQL level.
 import assert from "node:assert/strict";
-import { type Sql, sqlState } from "../../db/client.ts";
+import type { Sql } from "../../db/client.ts";
 import { withDatabase } from "../helpers/db.ts";
+import { assertSqlState } from "../helpers/assert.ts";
 
 const HOUR = 3_600_000;
 
@@ -77,10 +78,7 @@ Deno.test("a taken email raises 23505 and creates nothing", async () => {
                (select count(*) from credits.grants)::int as grants,
                (select count(*) from credits.ledger)::int as ledger`)[0];
     const before = { ...(await count()) };
-    await assert.rejects(
-      () => signup(sql, " BOB@example.com", at),
-      (error: unknown) => sqlState(error) === "23505",
-    );
+    await assertSqlState(() => signup(sql, " BOB@example.com", at), "23505");
     assert.deepEqual({ ...(await count()) }, before);
   });
 });
@@ -116,9 +114,9 @@ Deno.test("daily sign-in grants once per UTC day", async () => {
       await session`reset timezone`;
       session.release();
     }
-    await assert.rejects(
+    await assertSqlState(
       () => sql`select * from credits.daily_signin(${crypto.randomUUID()}, ${day})`,
-      (error: unknown) => sqlState(error) === "23503",
+      "23503",
     );
   });
 });
@@ -211,11 +209,11 @@ Deno.test("app.signup refuses with AC001 once the address made its sign-ups of t
     await from("a1@example.com", "192.0.2.1", at);
     await from("a2@example.com", "192.0.2.1", new Date(at.getTime() + 10 * 60_000));
     await from("b1@example.com", "192.0.2.2", at);
-    await assert.rejects(
+    const limited = await assertSqlState(
       () => from("a3@example.com", "192.0.2.1", new Date(at.getTime() + 20 * 60_000)),
-      (error: unknown) =>
-        sqlState(error) === "AC001" && (error as { detail?: string }).detail === "2400",
+      "AC001",
     );
+    assert.equal((limited as { detail?: string }).detail, "2400");
     const [row] = await sql<{ n: number }[]>`
       select count(*)::int as n from app.users where email = 'a3@example.com'`;
     assert.equal(row.n, 0);

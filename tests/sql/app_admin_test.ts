@@ -1,6 +1,8 @@
 // The SQL behind the pages (sql/ui.sql): admin adjustments and the usage chart's days.
 import assert from "node:assert/strict";
 import { insertUser, withDatabase } from "../helpers/db.ts";
+import { sqlState } from "../../db/client.ts";
+import { assertSqlState } from "../helpers/assert.ts";
 
 type LedgerRow = { kind: string; amount: number; balance_after: number; description: string };
 
@@ -47,12 +49,12 @@ Deno.test("admin_adjust: refuses a missing reason, zero, and more than the balan
     await sql`select credits.grant(${user}, 5, 'bonus', 'five')`;
     const attempt = (amount: number, reason: string) =>
       sql`select app.admin_adjust(${user}, ${amount}, ${reason}, ${crypto.randomUUID()})`;
-    await assert.rejects(attempt(5, "  "), { code: "22023" });
-    await assert.rejects(attempt(0, "zero"), { code: "22023" });
-    await assert.rejects(attempt(-6, "too much"), { code: "CR001" });
-    await assert.rejects(
+    await assertSqlState(attempt(5, "  "), "22023");
+    await assertSqlState(attempt(0, "zero"), "22023");
+    await assertSqlState(attempt(-6, "too much"), "CR001");
+    await assertSqlState(
       sql`select app.admin_adjust(${crypto.randomUUID()}, -1, 'nobody', ${crypto.randomUUID()})`,
-      { code: "23503" },
+      "23503",
     );
     const [{ entries }] = await sql<{ entries: number }[]>`
       select count(*)::int as entries from credits.ledger where user_id = ${user}`;
@@ -78,7 +80,7 @@ Deno.test("admin_adjust: a key reused with another amount or sign raises CR002, 
     assert.equal(await adjust(-5, down), 70);
     const before = await state();
     for (const [amount, key] of [[999, up], [-25, up], [-6, down], [5, down]] as const) {
-      await assert.rejects(adjust(amount, key), { code: "CR002" }, `${amount} with a used key`);
+      await assertSqlState(adjust(amount, key), "CR002", `${amount} with a used key`);
     }
     assert.deepEqual(await state(), before);
     // The same amount with its key answers the first result.
@@ -105,7 +107,7 @@ Deno.test("admin_adjust: one key sent at once with +10 and -10 adjusts once, in 
     for (const [i, result] of results.entries()) {
       if (result.status === "rejected") {
         assert.notEqual(amounts[i], taken[0]);
-        assert.equal((result.reason as { code?: string }).code, "CR002");
+        assert.equal(sqlState(result.reason), "CR002");
       }
     }
     const [row] = await sql<{ balance: number; entries: number }[]>`
@@ -129,7 +131,7 @@ Deno.test("adjust_down: concurrent removals never make a balance negative", asyn
     const succeeded = results.filter((r) => r.status === "fulfilled").length;
     assert.equal(succeeded, 3);
     for (const r of results) {
-      if (r.status === "rejected") assert.equal((r.reason as { code?: string }).code, "CR001");
+      if (r.status === "rejected") assert.equal(sqlState(r.reason), "CR001");
     }
     const [{ balance }] = await sql<{ balance: number }[]>`
       select balance from credits.balances where user_id = ${user}`;

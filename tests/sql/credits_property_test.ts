@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { type Sql, sqlState } from "../../db/client.ts";
 import { insertUser, withDatabase } from "../helpers/db.ts";
 import { books } from "../helpers/books.ts";
+import { assertSqlState } from "../helpers/assert.ts";
 
 const MINUTE = 60_000;
 
@@ -139,9 +140,9 @@ async function runScenario(sql: Sql, start: number, commands: Command[]): Promis
           select credits.consume(${user}, ${amount}, ${key}, null, ${at}) as balance`;
         assert.equal(row.balance, balance, `${where}: a retry returns the first result`);
         if (cmd.amount !== amount) {
-          await assert.rejects(
+          await assertSqlState(
             sql`select credits.consume(${user}, ${cmd.amount}, ${key}, null, ${at})`,
-            (error: unknown) => sqlState(error) === "CR002",
+            "CR002",
             `${where}: a retry with another amount is refused`,
           );
         }

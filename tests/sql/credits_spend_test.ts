@@ -1,16 +1,10 @@
 // credits.grant, credits.consume, credits.balance and credits.expire_due against real PostgreSQL:
 // the contract's SQLSTATEs, idempotency, spend order, expiry and the ledger's guarantees.
 import assert from "node:assert/strict";
-import { type Sql, sqlState } from "../../db/client.ts";
+import type { Sql } from "../../db/client.ts";
 import { insertUser, withDatabase } from "../helpers/db.ts";
 import { type Books, books } from "../helpers/books.ts";
-
-async function rejectsWithState(state: string, run: () => Promise<unknown>): Promise<void> {
-  await assert.rejects(run, (error: unknown) => {
-    assert.equal(sqlState(error), state, `expected SQLSTATE ${state}, got: ${String(error)}`);
-    return true;
-  });
-}
+import { assertSqlState } from "../helpers/assert.ts";
 
 type Totals = { grants: number; ledger: number; balances: number; remaining: number };
 
@@ -82,20 +76,20 @@ Deno.test("a non-positive amount or an unknown kind raises 22023 and changes not
     await grant(sql, user, 10, "seed");
     const before = await totals(sql);
     for (const amount of [0, -5]) {
-      await rejectsWithState(
-        "22023",
+      await assertSqlState(
         () => sql`select credits.grant(${user}, ${amount}, 'bonus', ${`g${amount}`})`,
-      );
-      await rejectsWithState(
         "22023",
+      );
+      await assertSqlState(
         () => sql`select credits.consume(${user}, ${amount}, ${`c${amount}`})`,
+        "22023",
       );
     }
-    await rejectsWithState(
-      "22023",
+    await assertSqlState(
       () => sql`select credits.grant(${user}, 5, 'gift', 'bad-kind')`,
+      "22023",
     );
-    await rejectsWithState("22023", () => sql`select credits.consume(${user}, 1, '')`);
+    await assertSqlState(() => sql`select credits.consume(${user}, 1, '')`, "22023");
     assert.deepEqual(await totals(sql), before);
   });
 });
@@ -104,9 +98,9 @@ Deno.test("an unknown user raises 23503 from grant, consume and balance", async 
   await withDatabase(async ({ sql }) => {
     const nobody = crypto.randomUUID();
     const before = await totals(sql);
-    await rejectsWithState("23503", () => sql`select credits.grant(${nobody}, 5, 'bonus', 'k1')`);
-    await rejectsWithState("23503", () => sql`select credits.consume(${nobody}, 5, 'c1')`);
-    await rejectsWithState("23503", () => sql`select credits.balance(${nobody})`);
+    await assertSqlState(() => sql`select credits.grant(${nobody}, 5, 'bonus', 'k1')`, "23503");
+    await assertSqlState(() => sql`select credits.consume(${nobody}, 5, 'c1')`, "23503");
+    await assertSqlState(() => sql`select credits.balance(${nobody})`, "23503");
     assert.deepEqual(await totals(sql), before);
   });
 });
@@ -117,9 +111,9 @@ Deno.test("a source key already used by another user raises 23505 and changes no
     const bob = await insertUser(sql);
     const id = await grant(sql, alice, 10, "shared-key");
     const before = await totals(sql);
-    await rejectsWithState(
-      "23505",
+    await assertSqlState(
       () => sql`select credits.grant(${bob}, 10, 'bonus', 'shared-key')`,
+      "23505",
     );
     assert.deepEqual(await totals(sql), before);
     assert.equal(await balance(sql, bob), 0);
@@ -146,7 +140,7 @@ Deno.test("a short balance raises CR001, records nothing, and the key succeeds a
     const user = await insertUser(sql);
     await grant(sql, user, 10, "first");
     const before = await totals(sql);
-    await rejectsWithState("CR001", () => consume(sql, user, 15, "big"));
+    await assertSqlState(() => consume(sql, user, 15, "big"), "CR001");
     assert.deepEqual(await totals(sql), before);
     assertBooksAgree(await books(sql, user), 10);
 
@@ -191,11 +185,11 @@ Deno.test("a consume key reused with another amount raises CR002 and changes not
     assert.equal(await consume(sql, user, 3, "k"), 17);
     const before = await totals(sql);
     // Another amount, whether the balance could cover it or not, and also once the balance moved.
-    await rejectsWithState("CR002", () => consume(sql, user, 5, "k"));
-    await rejectsWithState("CR002", () => consume(sql, user, 1000, "k"));
+    await assertSqlState(() => consume(sql, user, 5, "k"), "CR002");
+    await assertSqlState(() => consume(sql, user, 1000, "k"), "CR002");
     assert.deepEqual(await totals(sql), before);
     await grant(sql, user, 10, "later");
-    await rejectsWithState("CR002", () => consume(sql, user, 2, "k"));
+    await assertSqlState(() => consume(sql, user, 2, "k"), "CR002");
     assert.equal(await consume(sql, user, 3, "k"), 17, "the first amount still answers");
     assertBooksAgree(await books(sql, user), 27);
     await assert.rejects(
@@ -245,7 +239,7 @@ Deno.test("an expired grant is neither spendable nor counted before expire_due r
     assert.equal(await balance(sql, user, later(expiry, -1)), 15);
     assert.equal(await balance(sql, user, expiry), 5, "a grant has expired at its expires_at");
     const before = await totals(sql);
-    await rejectsWithState("CR001", () => consume(sql, user, 6, "too-much", expiry));
+    await assertSqlState(() => consume(sql, user, 6, "too-much", expiry), "CR001");
     assert.deepEqual(await totals(sql), before, "a refused consumption records no expiry either");
 
     // The next consumption writes the expiry entry first, then spends only what is left.
@@ -391,29 +385,29 @@ Deno.test("the ledger is append-only and the tables refuse impossible amounts", 
     await grant(sql, user, 10, "g");
     await consume(sql, user, 4, "c");
     const before = await totals(sql);
-    await rejectsWithState(
-      "42501",
+    await assertSqlState(
       () => sql`update credits.ledger set amount = 100 where user_id = ${user}`,
+      "42501",
     );
-    await rejectsWithState("42501", () => sql`delete from credits.ledger where user_id = ${user}`);
-    await rejectsWithState("42501", () => sql`truncate credits.ledger`);
-    await rejectsWithState(
-      "23514",
+    await assertSqlState(() => sql`delete from credits.ledger where user_id = ${user}`, "42501");
+    await assertSqlState(() => sql`truncate credits.ledger`, "42501");
+    await assertSqlState(
       () => sql`update credits.grants set remaining = amount + 1 where user_id = ${user}`,
-    );
-    await rejectsWithState(
       "23514",
+    );
+    await assertSqlState(
       () => sql`update credits.grants set remaining = -1 where user_id = ${user}`,
-    );
-    await rejectsWithState(
       "23514",
-      () => sql`update credits.balances set balance = -1 where user_id = ${user}`,
     );
-    await rejectsWithState(
-      "23505",
+    await assertSqlState(
+      () => sql`update credits.balances set balance = -1 where user_id = ${user}`,
+      "23514",
+    );
+    await assertSqlState(
       () =>
         sql`insert into credits.grants (user_id, kind, amount, remaining, source_key)
           values (${user}, 'bonus', 1, 1, 'g')`,
+      "23505",
     );
     assert.deepEqual(await totals(sql), before);
   });

@@ -2,16 +2,13 @@
 // domains (migration 0006): a row written around the stored procedures with a value outside the
 // set is still refused by the table, with SQLSTATE 23514 as a CHECK constraint would.
 import assert from "node:assert/strict";
-import { sqlState } from "../../../db/client.ts";
+import { assertSqlState } from "../../helpers/assert.ts";
 import { insertUser, withDatabase } from "../../helpers/db.ts";
 
 Deno.test("tables refuse kinds, providers and statuses outside their sets", async () => {
   await withDatabase(async ({ sql }) => {
     const user = await insertUser(sql);
-    const refused = async (statement: Promise<unknown>) => {
-      const error = await statement.then(() => undefined, (caught) => caught);
-      assert.equal(sqlState(error), "23514", String(error));
-    };
+    const refused = (statement: Promise<unknown>) => assertSqlState(statement, "23514");
     await refused(sql`
       insert into credits.grants (user_id, kind, amount, remaining, source_key)
       values (${user}, 'usage', 1, 1, 'not-a-grant-kind')`);
