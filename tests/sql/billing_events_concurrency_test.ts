@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { connect } from "../../db/client.ts";
 import { insertUser, withDatabase } from "../helpers/db.ts";
+import { assertBooksAgree } from "../helpers/books.ts";
 import {
   applyEvent,
-  assertBooksAgree,
   at,
   checkoutPaid,
   DAY,

@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import type { Sql } from "../../db/client.ts";
 import { insertUser, withDatabase } from "../helpers/db.ts";
+import { assertBooksAgree } from "../helpers/books.ts";
 import {
   applyEvent,
-  assertBooksAgree,
   at,
   balanceOf,
   buyLifetime,

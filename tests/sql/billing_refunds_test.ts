@@ -6,6 +6,7 @@ import type { Sql } from "../../db/client.ts";
 import { normalizeCreemEvent } from "../../providers/creem_events.ts";
 import { normalizeStripeEvent } from "../../providers/stripe_events.ts";
 import { insertUser, withDatabase } from "../helpers/db.ts";
+import { assertBooksAgree } from "../helpers/books.ts";
 import {
   creemEvent,
   creemSubscription,
@@ -16,7 +17,6 @@ import {
 } from "../helpers/fixtures_webhooks.ts";
 import {
   applyEvent,
-  assertBooksAgree,
   at,
   balanceOf,
   buyLifetime,

@@ -2,25 +2,7 @@
 import assert from "node:assert/strict";
 import { connect, type Sql, sqlState } from "../../db/client.ts";
 import { insertUser, withDatabase } from "../helpers/db.ts";
-
-type Agreement = {
-  stored: number;
-  ledgerSum: number;
-  unexpiredRemaining: number;
-  spendable: number;
-};
-
-async function agreement(sql: Sql, user: string): Promise<Agreement> {
-  const [row] = await sql<Agreement[]>`
-    select b.balance as stored,
-           (select coalesce(sum(amount), 0) from credits.ledger l where l.user_id = b.user_id)::bigint
-             as "ledgerSum",
-           (select coalesce(sum(remaining), 0) from credits.grants g
-             where g.user_id = b.user_id and g.expired_at is null)::bigint as "unexpiredRemaining",
-           credits.balance(b.user_id) as spendable
-      from credits.balances b where b.user_id = ${user}`;
-  return { ...row };
-}
+import { agreement } from "../helpers/books.ts";
 
 /** Opens n single-connection clients, so that each call below really runs on its own backend. */
 function clients(url: string, n: number): Sql[] {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import type { Sql } from "../../db/client.ts";
 import { insertUser, withDatabase } from "../helpers/db.ts";
-import { type Books, books } from "../helpers/books.ts";
+import { assertBooksAt, books } from "../helpers/books.ts";
 import { assertSqlState } from "../helpers/assert.ts";
 
 type Totals = { grants: number; ledger: number; balances: number; remaining: number };
@@ -16,15 +16,6 @@ async function totals(sql: Sql): Promise<Totals> {
            (select coalesce(sum(balance), 0) from credits.balances)::bigint as balances,
            (select coalesce(sum(remaining), 0) from credits.grants)::bigint as remaining`;
   return { ...row };
-}
-
-function assertBooksAgree(value: Books, expected: number): void {
-  assert.deepEqual(value, {
-    stored: expected,
-    ledgerSum: expected,
-    lastAfter: expected,
-    unexpiredRemaining: expected,
-  });
 }
 
 async function balance(sql: Sql, user: string, at?: Date): Promise<number> {
@@ -131,7 +122,7 @@ Deno.test("a repeated grant key returns the same id and changes nothing", async 
       select credits.grant(${user}, 99, 'adjustment', 'once', now() + interval '1 day', 'x') as again`;
     assert.equal(again, id);
     assert.deepEqual(await totals(sql), before);
-    assertBooksAgree(await books(sql, user), 10);
+    assertBooksAt(await books(sql, user), 10);
   });
 });
 
@@ -142,7 +133,7 @@ Deno.test("a short balance raises CR001, records nothing, and the key succeeds a
     const before = await totals(sql);
     await assertSqlState(() => consume(sql, user, 15, "big"), "CR001");
     assert.deepEqual(await totals(sql), before);
-    assertBooksAgree(await books(sql, user), 10);
+    assertBooksAt(await books(sql, user), 10);
 
     await grant(sql, user, 10, "top-up");
     assert.equal(await consume(sql, user, 15, "big"), 5);
@@ -150,7 +141,7 @@ Deno.test("a short balance raises CR001, records nothing, and the key succeeds a
       select amount, balance_after from credits.ledger
        where user_id = ${user} and idempotency_key = 'big'`;
     assert.deepEqual([...usage], [{ amount: -15, balance_after: 5 }]);
-    assertBooksAgree(await books(sql, user), 5);
+    assertBooksAt(await books(sql, user), 5);
   });
 });
 
@@ -169,7 +160,7 @@ Deno.test("a repeated consume key returns the first result and changes nothing",
     const [{ n }] = await sql<{ n: number }[]>`
       select count(*)::int as n from credits.ledger where user_id = ${user} and kind = 'usage'`;
     assert.equal(n, 2);
-    assertBooksAgree(await books(sql, user), 13);
+    assertBooksAt(await books(sql, user), 13);
 
     // The key is per user: another user may use the same one.
     const other = await insertUser(sql);
@@ -191,7 +182,7 @@ Deno.test("a consume key reused with another amount raises CR002 and changes not
     await grant(sql, user, 10, "later");
     await assertSqlState(() => consume(sql, user, 2, "k"), "CR002");
     assert.equal(await consume(sql, user, 3, "k"), 17, "the first amount still answers");
-    assertBooksAgree(await books(sql, user), 27);
+    assertBooksAt(await books(sql, user), 27);
     await assert.rejects(
       () => consume(sql, user, 4, "k"),
       /idempotency key "k" was already used with 3 credits, not 4/,
@@ -224,7 +215,7 @@ Deno.test("consumption spends soonest expiry first, never-expiring last, oldest 
     const left =
       await sql`select remaining from credits.grants where user_id = ${user} and remaining > 0`;
     assert.equal(left.length, 0);
-    assertBooksAgree(await books(sql, user), 0);
+    assertBooksAt(await books(sql, user), 0);
   });
 });
 
@@ -258,7 +249,7 @@ Deno.test("an expired grant is neither spendable nor counted before expire_due r
     const [usage] = await sql<{ draws: unknown }[]>`
       select draws from credits.ledger where user_id = ${user} and kind = 'usage'`;
     assert.deepEqual(usage.draws, [{ grant: lasting, amount: 5 }]);
-    assertBooksAgree(await books(sql, user), 0);
+    assertBooksAt(await books(sql, user), 0);
     assert.equal(
       await sql`select 1 from credits.grants where expired_at is null and id = ${expiring}`.then((
         r,
@@ -293,7 +284,7 @@ Deno.test("the ledger lags an expiry until the user's next grant, which records 
       ["expiry", -8, 0, stale],
       ["bonus", 3, 3, fresh],
     ]);
-    assertBooksAgree(await books(sql, user), 3);
+    assertBooksAt(await books(sql, user), 3);
     assert.equal(await balance(sql, user), 3);
   });
 });
@@ -334,12 +325,12 @@ Deno.test("expire_due expires every due grant once and returns how many", async 
     assert.equal(again, 0, "idempotent");
     assert.deepEqual(await totals(sql), before);
 
-    assertBooksAgree(await books(sql, a), 4);
-    assertBooksAgree(await books(sql, b), 9);
-    assertBooksAgree(await books(sql, c), 0);
+    assertBooksAt(await books(sql, a), 4);
+    assertBooksAt(await books(sql, b), 9);
+    assertBooksAt(await books(sql, c), 0);
     const [{ n: second }] = await sql<{ n: number }[]>`select credits.expire_due(${t2}) as n`;
     assert.equal(second, 1);
-    assertBooksAgree(await books(sql, b), 0);
+    assertBooksAt(await books(sql, b), 0);
   });
 });
 
