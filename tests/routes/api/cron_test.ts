@@ -1,7 +1,7 @@
 // Contract section 5, scheduler: /api/cron/daily with the bearer secret or Basic credentials.
 import assert from "node:assert/strict";
 import { insertUser } from "../../helpers/db.ts";
-import { assertError, send, withServer } from "../../helpers/http.ts";
+import { assertError, send, withApp, withServer } from "../../helpers/http.ts";
 
 const SECRET = "cron-secret-for-tests-0123456789";
 const bearer = (secret: string) => ({ authorization: `Bearer ${secret}` });
@@ -20,7 +20,7 @@ function assertRun(result: { status: number; json: unknown }): Run {
 }
 
 Deno.test("cron: 401 without or with wrong credentials, and nothing runs", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     await insertUser(server.db.sql);
     const attempts: Record<string, string>[] = [
       {},
@@ -45,7 +45,7 @@ Deno.test("cron: 401 without or with wrong credentials, and nothing runs", async
 });
 
 Deno.test("cron: GET and POST with the bearer run the daily job and report counts", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     const sql = server.db.sql;
     const users = [await insertUser(sql), await insertUser(sql), await insertUser(sql)];
     await sql`select credits.grant(${
@@ -78,7 +78,7 @@ Deno.test("cron: GET and POST with the bearer run the daily job and report count
 });
 
 Deno.test("cron: with CRON_SECRET unset the endpoint answers 401 to everyone", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     for (
       const headers of [{}, bearer(""), bearer("undefined"), bearer(SECRET), basic("", "")]
     ) {
@@ -92,7 +92,7 @@ Deno.test("cron: with CRON_SECRET unset the endpoint answers 401 to everyone", a
 });
 
 Deno.test("cron: Basic credentials work when configured, and only the right pair", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     assertRun(
       await send(server.baseUrl, "GET", "/api/cron/daily", { headers: basic("cron-job", "pa:ss") }),
     );
@@ -118,7 +118,7 @@ Deno.test("cron: Basic credentials work when configured, and only the right pair
 });
 
 Deno.test("cron: Basic alone (no CRON_SECRET) works, and no bearer is accepted", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     assertRun(
       await send(server.baseUrl, "POST", "/api/cron/daily", { headers: basic("u", "p") }),
     );

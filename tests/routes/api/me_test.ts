@@ -1,7 +1,14 @@
 // Contract section 5, the signed-in user: /api/me, credits, transactions, consume, daily sign-in;
 // 401 without a session; one user never reaching another's data; bad input changing nothing.
 import assert from "node:assert/strict";
-import { assertError, ledgerState, send, signedUp, withServer } from "../../helpers/http.ts";
+import {
+  assertError,
+  ledgerState,
+  send,
+  signedUp,
+  withApp,
+  withServer,
+} from "../../helpers/http.ts";
 
 type Me = {
   id: string;
@@ -36,7 +43,7 @@ type Page = { items: Item[]; nextCursor: string | null };
 const STARTING_BALANCE = 100;
 
 Deno.test("GET /api/me: id, email, the free plan and the balance", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     const { client, userId, email } = await signedUp(server);
     const result = await client.request("GET", "/api/me");
     assert.equal(result.status, 200);
@@ -58,7 +65,7 @@ Deno.test("GET /api/me: id, email, the free plan and the balance", async () => {
 });
 
 Deno.test("GET /api/me/credits: balance, what expires soon, grants in spending order", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     const { client, userId } = await signedUp(server);
     const sql = server.db.sql;
     await sql`select credits.grant(${userId}, 7, 'bonus', 'never-expires')`;
@@ -100,7 +107,7 @@ Deno.test("GET /api/me/credits: balance, what expires soon, grants in spending o
 });
 
 Deno.test("POST /api/me/credits/consume: 200 balance, idempotent repeat, 402 when short", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     const { client, userId } = await signedUp(server);
     const sql = server.db.sql;
     const consume = (amount: number, idempotencyKey: string, description?: string) =>
@@ -133,7 +140,7 @@ Deno.test("POST /api/me/credits/consume: 200 balance, idempotent repeat, 402 whe
 });
 
 Deno.test("POST /api/me/daily-signin grants once per UTC day", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     const { client, userId } = await signedUp(server);
     const first = await client.request("POST", "/api/me/daily-signin");
     assert.equal(first.status, 200);
@@ -162,7 +169,7 @@ Deno.test("concurrent daily sign-ins grant once", async () => {
 });
 
 Deno.test("GET /api/me/transactions: newest first, paging visits every row once, kind filter", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     const { client, userId } = await signedUp(server);
     const sql = server.db.sql;
     await sql`select credits.consume(${userId}, 1, 'use-' || n, 'use number ' || n)
@@ -226,7 +233,7 @@ Deno.test("GET /api/me/transactions: newest first, paging visits every row once,
 });
 
 Deno.test("GET /api/me/transactions: a bad limit, cursor or kind is 400", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     const { client } = await signedUp(server);
     for (
       const query of [
@@ -254,7 +261,7 @@ Deno.test("GET /api/me/transactions: a bad limit, cursor or kind is 400", async 
 });
 
 Deno.test("without a session every /api/me route answers 401", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     const { client, userId } = await signedUp(server);
     const routes: [string, string, unknown?][] = [
       ["GET", "/api/me"],
@@ -290,7 +297,7 @@ Deno.test("without a session every /api/me route answers 401", async () => {
 });
 
 Deno.test("two users never read or change each other's data", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     const alice = await signedUp(server);
     const bob = await signedUp(server);
     const sql = server.db.sql;
@@ -341,7 +348,7 @@ Deno.test("two users never read or change each other's data", async () => {
 });
 
 Deno.test("bad consume requests are 400 with an error body and change nothing", async () => {
-  await withServer(async (server) => {
+  await withApp(async (server) => {
     const { client, userId } = await signedUp(server);
     const sql = server.db.sql;
     const before = await ledgerState(sql, userId);
