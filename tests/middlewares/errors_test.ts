@@ -16,7 +16,7 @@ import {
 const SECRET = "cron-secret-for-tests-0123456789";
 
 // As main.ts does: a pooled connection that PostgreSQL drops may leave a rejected promise inside
-// postgres.js, which must not end the process (startup_test.ts checks the real server survives).
+// postgres.js, which must not end the process (tests/main_test.ts checks the real server survives).
 globalThis.addEventListener("unhandledrejection", survivePoolFault);
 
 function assertUnavailable(result: { status: number; json: unknown; headers: Headers }): void {
