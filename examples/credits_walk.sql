@@ -1,5 +1,5 @@
 -- A walk through Tally's credit rules in SQL: grant, consume, expiry, a payment webhook, a refund.
--- Run by tests/sql_examples_test.ts on a fresh database; its output is credits_walk.out.
+-- Run by tests/examples_test.ts on a fresh database; its output is credits_walk.out.
 --
 -- The clock. Every p_now below is a fixed offset from t0, which is read once, here. Not a calendar
 -- date: a grant and a consumption also record the expiries that are due by the real clock, so a

@@ -1,5 +1,5 @@
 -- The errors of Tally's SQL API, each with its SQLSTATE. A refused call changes nothing.
--- Run by tests/sql_examples_test.ts on a fresh database; its output is errors.out.
+-- Run by tests/examples_test.ts on a fresh database; its output is errors.out.
 insert into app.users (id, email)
 values ('00000000-0000-4000-8000-000000000001', 'ada@example.com'),
        ('00000000-0000-4000-8000-000000000002', 'bob@example.com');

@@ -15,7 +15,7 @@
 
 -- credits.grant_kinds() -> the kinds a grant may have (docs/sql.md#kinds): the values of the
 --   domain credits.grant_kind (migration 0006), in its order; utils/kinds.ts holds the same list
---   and tests/sql_kinds_test.ts checks all three. Inputs none. Effects none. Errors none. Locks
+--   and tests/utils/kinds_test.ts checks all three. Inputs none. Effects none. Errors none. Locks
 --   none. An array literal rather than a catalogue read: credits.grant_once checks every kind
 --   against it.
 create function credits.grant_kinds() returns text[]
@@ -29,7 +29,7 @@ $$;
 -- credits.kind_label(p_kind) -> the human text of a ledger entry that was written without a
 --   description (batches write none, to keep a million-row distribution small); an unknown kind
 --   reads as itself. The pages use the same words (utils/kinds.ts, checked by
---   tests/sql_kinds_test.ts). Effects none. Errors none. Locks none.
+--   tests/utils/kinds_test.ts). Effects none. Errors none. Locks none.
 create function credits.kind_label(p_kind text) returns text
 language sql immutable parallel safe
 as $$

@@ -143,7 +143,7 @@ end
 $$;
 
 -- credits.consume(p_user_id, p_amount, p_idempotency_key, p_description, p_now)
--- Contract section 6: credits._spend with ledger kind 'usage' (effects, errors, idempotency and
+-- docs/sql.md: credits._spend with ledger kind 'usage' (effects, errors, idempotency and
 -- locks as there: the same key for the same user with another amount raises CR002).
 create function credits.consume(
   p_user_id uuid,

@@ -2,7 +2,7 @@
 -- prefix: a grant's source key (credits.grants.source_key, unique across all users), a ledger
 -- entry's reference (credits.ledger.reference), an inbox event's references
 -- (billing.webhook_events.refs, billing.failed_event_refs.ref). The texts are stored, so a format
--- never changes: existing rows would lose their meaning (tests/sql_keys_test.ts compares each
+-- never changes: existing rows would lose their meaning (tests/sql/keys_test.ts compares each
 -- function with the literal it replaced).
 --
 -- Every function here: Inputs as named; Effects none (pure text); Returns the key; Errors none (a

@@ -1,7 +1,7 @@
 -- Locks: the one home of every advisory lock Tally takes, one named function each (as pgmq's
 -- acquire_queue_lock). No other file calls pg_advisory_* or spells a lock number. The numbers
 -- never change: servers of two versions running side by side during a deploy must take the same
--- locks (tests/sql_keys_test.ts checks them).
+-- locks (tests/sql/keys_test.ts checks them).
 --
 -- The lock numbers, 7461021000 + n:
 --   7461021000  the migration lock, a session lock taken by db/migrate.ts before any function

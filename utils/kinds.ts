@@ -1,6 +1,6 @@
 // The closed sets of values Tally stores, and the words a person reads for a ledger kind: the one
 // TypeScript copy. The database defines each set as a domain (db/migrations, migration 0006), and
-// sql/credits.sql has credits.grant_kinds() and credits.kind_label(); tests/sql_kinds_test.ts
+// sql/credits.sql has credits.grant_kinds() and credits.kind_label(); tests/utils/kinds_test.ts
 // checks every list and label here against them, so the API's checks, the pages' labels and the
 // stored procedures cannot drift apart.
 

@@ -1,5 +1,5 @@
-// POST /api/billing/portal: the provider's customer portal for the signed-in user (contract
-// section 5). One SQL call picks the customer; 404 when the user has never paid.
+// POST /api/billing/portal: the provider's customer portal for the signed-in user
+// (docs/api.md#routes). One SQL call picks the customer; 404 when the user has never paid.
 import { Hono } from "hono";
 import type { AppEnv } from "../../utils/app_env.ts";
 import type { Config } from "../../utils/config.ts";

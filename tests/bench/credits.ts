@@ -1,4 +1,4 @@
-// The credit benchmarks of contract section 7: consumption under concurrency, monthly
+// The credit benchmarks of docs/performance.md: consumption under concurrency, monthly
 // distribution and expiry in bulk. Each runs in a database of its own.
 import type { Sql } from "../../db/client.ts";
 import { type Bench, type BenchContext, note, percentile, report, timed } from "./harness.ts";

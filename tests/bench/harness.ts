@@ -1,5 +1,5 @@
 // What every benchmark shares: the server, fresh databases cloned from one migrated template, and
-// the output format of contract section 7 (`name: value unit`, context lines start with `#`).
+// the output format of docs/performance.md (`name: value unit`, context lines start with `#`).
 import { connect, type Sql } from "../../db/client.ts";
 
 export type BenchOptions = {

@@ -1,4 +1,4 @@
-// deno task bench [--million] [--only=name,name]: the benchmarks of contract section 7.
+// deno task bench [--million] [--only=name,name]: the benchmarks of docs/performance.md.
 // Uses DATABASE_URL's server when set, else a throwaway embedded PostgreSQL. Migrates one template
 // database, loads plans.json into it, and gives every benchmark a fresh copy; drops them all at
 // the end. Prints `name: value unit` per figure and `# ...` context lines.

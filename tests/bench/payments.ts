@@ -1,4 +1,4 @@
-// The payment benchmarks of contract section 7, owned by the payments work (issue 3):
+// The payment benchmarks of docs/performance.md, owned by the payments work (issue 3):
 //   webhook_p99_ms  signed Stripe invoice.paid events over HTTP, 8 concurrent senders
 //   rss_mb          the server's resident memory under that load
 // Each is a Bench in this list; tests/bench/main.ts runs them after the credit benchmarks.

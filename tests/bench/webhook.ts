@@ -1,4 +1,4 @@
-// webhook_p99_ms and rss_mb (contract section 7): Tally's real server (main.ts, started the way
+// webhook_p99_ms and rss_mb (docs/performance.md): Tally's real server (main.ts, started the way
 // `deno task start` starts it) runs as a subprocess on a fresh database; 8 concurrent senders
 // each post signed Stripe invoice.paid events for their own user (every event a new paid period,
 // so each one grants credits). Events are signed before the clock starts, so the figures are the

@@ -1,5 +1,6 @@
 // A user's balance as the balance row, the ledger and the grants each tell it: the three must agree
 // once the ledger has caught up with expiries.
+import assert from "node:assert/strict";
 import type { Sql } from "../../db/client.ts";
 
 export type Books = {
@@ -20,4 +21,51 @@ export async function books(sql: Sql, user: string): Promise<Books> {
              where g.user_id = b.user_id and g.expired_at is null)::bigint as "unexpiredRemaining"
       from credits.balances b where b.user_id = ${user}`;
   return { ...row };
+}
+
+/** Asserts that the balance row, the ledger's sum, its last balance-after and the grants not yet
+ * expired all equal `expected`. */
+export function assertBooksAt(value: Books, expected: number, message?: string): void {
+  assert.deepEqual(value, {
+    stored: expected,
+    ledgerSum: expected,
+    lastAfter: expected,
+    unexpiredRemaining: expected,
+  }, message);
+}
+
+export type Agreement = Omit<Books, "lastAfter"> & { spendable: number };
+
+/** The books without the last balance-after, and with credits.balance (what can be spent now). */
+export async function agreement(sql: Sql, user: string): Promise<Agreement> {
+  const { stored, ledgerSum, unexpiredRemaining } = await books(sql, user);
+  const [{ spendable }] = await sql<{ spendable: number }[]>`
+    select credits.balance(${user}) as spendable`;
+  return { stored, ledgerSum, unexpiredRemaining, spendable };
+}
+
+/** Sum of the ledger = balances.balance = sum of grants' remaining; the chain of balance-after. */
+export async function assertBooksAgree(sql: Sql, user: string): Promise<number> {
+  const [row] = await sql<
+    { ledger: number; stored: number; remaining: number; broken: number; negative: number }[]
+  >`
+    select (select coalesce(sum(amount), 0)::int from credits.ledger where user_id = ${user})
+             as ledger,
+           (select balance::int from credits.balances where user_id = ${user}) as stored,
+           (select coalesce(sum(remaining), 0)::int from credits.grants where user_id = ${user})
+             as remaining,
+           (select count(*)::int from (
+              select balance_after, sum(amount) over (order by id) as running
+                from credits.ledger where user_id = ${user}) x
+             where balance_after <> running) as broken,
+           (select count(*)::int from credits.ledger
+             where user_id = ${user} and balance_after < 0) as negative`;
+  assert.deepEqual(row, {
+    ledger: row.stored,
+    stored: row.remaining,
+    remaining: row.remaining,
+    broken: 0,
+    negative: 0,
+  });
+  return row.stored;
 }

@@ -1,4 +1,4 @@
-// Debian's chromium driven by playwright-core, for the browser tests (tests/ui_*_test.ts).
+// Debian's chromium driven by playwright-core, for the browser tests (tests/ui/*_test.ts).
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { ensureUiBuilt } from "../../utils/static_files.ts";
 import { startTestServer, type TestServer } from "./server.ts";

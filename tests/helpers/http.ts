@@ -1,20 +1,29 @@
-// Helpers for the HTTP-level tests: a server per test, cookie inspection, and the ledger figures
-// that "nothing changed" assertions compare.
+// Helpers for the HTTP-level tests: a server (or an in-process app) per test, cookie inspection,
+// and the ledger figures that "nothing changed" assertions compare.
 import assert from "node:assert/strict";
 import type { Sql } from "../../db/client.ts";
-import { Client, startTestServer, type TestServer } from "./server.ts";
+import { Client, fetchFrom, startTestApp, startTestServer, type TestServer } from "./server.ts";
 
 /** Runs fn against a fresh server (and database), closing both whatever happens. */
 export async function withServer<T>(
   fn: (server: TestServer) => Promise<T>,
   env: Record<string, string> = {},
+  start: (env: Record<string, string>) => Promise<TestServer> = startTestServer,
 ): Promise<T> {
-  const server = await startTestServer(env);
+  const server = await start(env);
   try {
     return await fn(server);
   } finally {
     await server.close();
   }
+}
+
+/** As withServer, with the app served in process by app.request() (startTestApp): no socket. */
+export function withApp<T>(
+  fn: (server: TestServer) => Promise<T>,
+  env: Record<string, string> = {},
+): Promise<T> {
+  return withServer(fn, env, startTestApp);
 }
 
 /** A client that has just signed up; returns it with the new user's id. */
@@ -56,7 +65,7 @@ export async function send(
   path: string,
   options: { body?: string; headers?: Record<string, string> } = {},
 ): Promise<{ status: number; json: unknown; headers: Headers }> {
-  const response = await fetch(`${baseUrl}${path}`, {
+  const response = await fetchFrom(baseUrl)(`${baseUrl}${path}`, {
     method,
     headers: options.headers,
     body: options.body,

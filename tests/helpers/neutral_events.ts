@@ -1,6 +1,6 @@
 // Billing events in Tally's provider-neutral shape (providers/billing_event.ts), applied
-// with billing.apply_event at the SQL boundary (no HTTP, no signatures), and the check that a
-// user's books agree afterwards. The clock is T0, the start of the test run, moved with at().
+// with billing.apply_event at the SQL boundary (no HTTP, no signatures); the check that a user's
+// books agree afterwards is assertBooksAgree in books.ts. The clock is T0, the start of the test run, moved with at().
 import assert from "node:assert/strict";
 import type { Sql } from "../../db/client.ts";
 
@@ -168,30 +168,4 @@ export async function buyLifetime(sql: Sql, user: string): Promise<string> {
   );
   assert.equal(result, "processed");
   return payment;
-}
-
-/** Sum of the ledger = balances.balance = sum of grants' remaining; the chain of balance-after. */
-export async function assertBooksAgree(sql: Sql, user: string): Promise<number> {
-  const [row] = await sql<
-    { ledger: number; stored: number; remaining: number; broken: number; negative: number }[]
-  >`
-    select (select coalesce(sum(amount), 0)::int from credits.ledger where user_id = ${user})
-             as ledger,
-           (select balance::int from credits.balances where user_id = ${user}) as stored,
-           (select coalesce(sum(remaining), 0)::int from credits.grants where user_id = ${user})
-             as remaining,
-           (select count(*)::int from (
-              select balance_after, sum(amount) over (order by id) as running
-                from credits.ledger where user_id = ${user}) x
-             where balance_after <> running) as broken,
-           (select count(*)::int from credits.ledger
-             where user_id = ${user} and balance_after < 0) as negative`;
-  assert.deepEqual(row, {
-    ledger: row.stored,
-    stored: row.remaining,
-    remaining: row.remaining,
-    broken: 0,
-    negative: 0,
-  });
-  return row.stored;
 }

@@ -1,4 +1,5 @@
-// Tally's HTTP app on a free port with a fresh database, for HTTP-level tests.
+// Tally's HTTP app with a fresh database, for HTTP-level tests: on a free port (startTestServer),
+// or in process with Hono's app.request() and no socket (startTestApp).
 import { createApp } from "../../app.ts";
 import { type Config, parseConfig } from "../../utils/config.ts";
 import { freshDatabase, type TestDatabase } from "./db.ts";
@@ -11,7 +12,7 @@ export type TestServer = {
 };
 
 /**
- * Starts the app; env overrides the settings of contract section 2 (APP_URL defaults to it, and
+ * Starts the app; env overrides the settings of docs/configuration.md (APP_URL defaults to it, and
  * SIGNUP_LIMIT_PER_HOUR to 0).
  */
 export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
@@ -19,19 +20,12 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
-  const config = parseConfig({
-    APP_URL: `http://127.0.0.1:${port}`,
-    SCHEDULER: "off",
-    // The suite signs up many users from 127.0.0.1; a test that is about the limit sets it.
-    SIGNUP_LIMIT_PER_HOUR: "0",
-    ...env,
-    DATABASE_URL: db.url,
-    PORT: String(port),
-  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const config = testConfig(db, baseUrl, port, env);
   const app = createApp({ sql: db.sql, config });
   const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, app.fetch);
   return {
-    baseUrl: `http://127.0.0.1:${port}`,
+    baseUrl,
     db,
     config,
     close: async () => {
@@ -39,6 +33,57 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       await db.drop();
     },
   };
+}
+
+type Fetch = (url: string, init?: RequestInit) => Promise<Response>;
+
+/** Apps started by startTestApp, by their base URL: send() and Client reach them through this. */
+const inProcess = new Map<string, Fetch>();
+let appCount = 0;
+
+/**
+ * The app as startTestServer starts it, but served in process with app.request(): no port, no
+ * socket. Its baseUrl (also its APP_URL) names no host; send() and Client, given it, call the
+ * app directly. For tests that only send requests and need nothing of a real connection (client
+ * address, slow or chunked bodies, TCP, a browser, a child process).
+ */
+export async function startTestApp(env: Record<string, string> = {}): Promise<TestServer> {
+  const db = await freshDatabase();
+  const baseUrl = `http://app-${Deno.pid}-${++appCount}.test`;
+  const config = testConfig(db, baseUrl, 8000, env);
+  const app = createApp({ sql: db.sql, config });
+  inProcess.set(baseUrl, async (url, init) => await app.request(url, init));
+  return {
+    baseUrl,
+    db,
+    config,
+    close: async () => {
+      inProcess.delete(baseUrl);
+      await db.drop();
+    },
+  };
+}
+
+/** fetch, or app.request() when baseUrl is an app started by startTestApp. */
+export function fetchFrom(baseUrl: string): Fetch {
+  return inProcess.get(baseUrl) ?? fetch;
+}
+
+function testConfig(
+  db: TestDatabase,
+  baseUrl: string,
+  port: number,
+  env: Record<string, string>,
+): Config {
+  return parseConfig({
+    APP_URL: baseUrl,
+    SCHEDULER: "off",
+    // The suite signs up many users from 127.0.0.1; a test that is about the limit sets it.
+    SIGNUP_LIMIT_PER_HOUR: "0",
+    ...env,
+    DATABASE_URL: db.url,
+    PORT: String(port),
+  });
 }
 
 /** A tiny cookie-keeping client, as a browser on APP_URL's origin would send requests. */
@@ -63,7 +108,7 @@ export class Client {
       },
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
     };
-    const response = await fetch(`${this.baseUrl}${path}`, init);
+    const response = await fetchFrom(this.baseUrl)(`${this.baseUrl}${path}`, init);
     const setCookie = response.headers.get("set-cookie");
     if (setCookie) {
       const pair = setCookie.split(";")[0];
