@@ -2,6 +2,7 @@
 // included): nothing under utils/ imports routes/ or middlewares/, and no module imports itself
 // through a circle. The roots are every entry point: the server, the tasks and the browser entry.
 import assert from "node:assert/strict";
+import { startTaskArgs } from "./bench/webhook.ts";
 
 const ROOT = new URL("..", import.meta.url);
 const ROOTS = ["main.ts", "app.ts", "tasks/users.ts", "db/migrate_cli.ts", "islands/client.ts"];
@@ -122,4 +123,14 @@ Deno.test("deno.json: the contract's commands exist, and the deno run prefix is 
   }
   assert.doesNotMatch(tasks.build, /--allow-all|-A\b/, "build needs read, write and run only");
   assert.match(tasks.dev, /--watch/);
+});
+
+Deno.test("deno.json: the webhook bench starts the server with the start task's own deno arguments", async () => {
+  // The bench measures the server as `deno task start` runs it; it reads the arguments from
+  // deno.json, through the shared `run` prefix task.
+  const args = await startTaskArgs();
+  assert.equal(args[0], "run");
+  assert.equal(args.at(-1), "main.ts");
+  assert.ok(args.includes("--v8-flags=--max-semi-space-size=4"), args.join(" "));
+  assert.ok(args.some((arg) => arg.startsWith("--allow-scripts=")), args.join(" "));
 });

@@ -16,16 +16,30 @@ const DAY_SECONDS = 86_400;
 
 type Signed = { payload: string; signature: string };
 
+/** A task's command line (a task is a string or an object with a command). */
+function taskCommand(tasks: Record<string, unknown>, name: string): string {
+  const task = tasks[name];
+  const command = typeof task === "string" ? task : (task as { command?: unknown })?.command;
+  if (typeof command !== "string") throw new Error(`deno.json has no task ${name}`);
+  return command;
+}
+
 /**
  * The arguments `deno task start` gives `deno` (deno.json), so that the server measured here runs
- * exactly as users run it, V8 flags included.
+ * exactly as users run it, V8 flags included. The tasks share their prefix through the `run`
+ * task (`deno task run <flags> main.ts`), which is expanded here.
  */
-async function startTaskArgs(): Promise<string[]> {
+export async function startTaskArgs(): Promise<string[]> {
   const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const words = String(config.tasks.start).split(/\s+/);
+  const tasks = config.tasks as Record<string, unknown>;
+  const start = taskCommand(tasks, "start").replace(
+    /^deno task run(?=\s)/,
+    () => taskCommand(tasks, "run"),
+  );
+  const words = start.split(/\s+/);
   const args = words.slice(words.indexOf("deno") + 1);
   if (args[0] !== "run" || args.at(-1) !== "main.ts") {
-    throw new Error(`deno.json's start task is not "deno run ... main.ts": ${config.tasks.start}`);
+    throw new Error(`deno.json's start task is not "deno run ... main.ts": ${start}`);
   }
   return args;
 }
