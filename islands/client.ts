@@ -31,6 +31,9 @@ async function hydrateOne(element: HTMLElement, mark: Mark | undefined): Promise
   // The props were type-checked where the server rendered the mark (components/Island.tsx).
   const component = await load[mark.name]() as ComponentType<Record<string, unknown>>;
   hydrate(h(component, mark.props), element);
+  // Until now a click on the server's HTML does what it does without JavaScript (a form post):
+  // the mark says when the island has taken over (browser tests wait for it).
+  element.setAttribute("data-hydrated", "");
 }
 
 function hydrateAll(): void {

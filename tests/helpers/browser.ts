@@ -70,7 +70,20 @@ export async function signUpInBrowser(
   await page.getByLabel("Password").fill(password);
   await page.locator("main").getByRole("button", { name: "Sign up" }).click();
   await page.waitForURL("**/dashboard");
+  await islandsHydrated(page);
   return email;
+}
+
+/**
+ * Waits until every island of the page has hydrated. Islands load on their own after the page, so
+ * a click that comes sooner reaches the server's plain HTML (a form post and a new page) instead.
+ */
+export async function islandsHydrated(page: Page): Promise<void> {
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll("[data-island-id]")].every((mark) =>
+      mark.hasAttribute("data-hydrated")
+    )
+  );
 }
 
 export const browserTest = { sanitizeOps: false, sanitizeResources: false };

@@ -3,7 +3,12 @@
 // frame a page.
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { browserTest, signUpInBrowser, startBrowserSession } from "../helpers/browser.ts";
+import {
+  browserTest,
+  islandsHydrated,
+  signUpInBrowser,
+  startBrowserSession,
+} from "../helpers/browser.ts";
 import { verifyEmail } from "../helpers/db.ts";
 
 const ADMIN = "csp-admin@test.local";
@@ -57,6 +62,7 @@ Deno.test({
       const watch = await watched(page);
 
       await visit(page, "/", watch);
+      await islandsHydrated(page);
       // PricingToggle hydrated: the toggle rewrites the prices in place.
       await page.getByLabel("Yearly").check();
       assert.match(await page.locator('[data-plan="pro"] .price').innerText(), /\/year/);
@@ -67,6 +73,7 @@ Deno.test({
       // An ADMIN_EMAILS address gets the admin pages once verified.
       await verifyEmail(session.server.db.sql, ADMIN);
       await visit(page, "/dashboard", watch);
+      await islandsHydrated(page);
       // The props of all the page's islands are one JSON data block, which script-src does not
       // refuse (no violation above), rather than an attribute on each island's mark.
       assert.deepEqual(

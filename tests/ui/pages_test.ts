@@ -3,7 +3,12 @@ import assert from "node:assert/strict";
 import type { Page, Request } from "playwright-core";
 import { ensureUiBuilt } from "../../utils/static_files.ts";
 import { islandBundleSizes } from "../../tasks/build_ui.ts";
-import { browserTest, signUpInBrowser, startBrowserSession } from "../helpers/browser.ts";
+import {
+  browserTest,
+  islandsHydrated,
+  signUpInBrowser,
+  startBrowserSession,
+} from "../helpers/browser.ts";
 import { signedUp, withServer } from "../helpers/http.ts";
 
 /** Checks the accessibility basics the UI promises on the page that is open. */
@@ -66,6 +71,7 @@ Deno.test({
       const page = await session.newPage();
 
       await page.goto("/");
+      await islandsHydrated(page);
       assert.match(await page.title(), /Tally/);
       const pro = page.locator('[data-plan="pro"] .price');
       assert.match(await pro.innerText(), /\$9\.90\s*\/month/);
@@ -97,6 +103,7 @@ Deno.test({
       });
       assert.equal(spent.status(), 200);
       await page.reload();
+      await islandsHydrated(page);
       const usageRow = page.locator("#transactions tbody tr").first();
       assert.match(await usageRow.innerText(), /Rendered a video[\s\S]*-7[\s\S]*98/);
       const today = new Date().toISOString().slice(0, 10);
@@ -214,6 +221,12 @@ Deno.test({
     const session = await startBrowserSession();
     try {
       const page = await session.newPage();
+      // Island code that arrives late (a slow network, a loaded machine): a click before the
+      // island has hydrated would post the plain form and reload the page, focus and all.
+      await page.route("**/static/islands/**", async (route) => {
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        await route.continue();
+      });
       await signUpInBrowser(page);
       assert.equal(balanceOf(await page.locator("#balance").innerText()), 100);
       const grantsBefore = await page.locator("#grants tbody tr").count();
