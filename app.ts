@@ -1,8 +1,7 @@
 // Builds the Hono application from the route modules: the middleware every request passes
 // (middlewares/), each route module at its URL (routes/, named as Fresh names file routes), and
 // the one error handler. main.ts only starts it; the tests build it the same way.
-import { Hono, type MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import { Hono } from "hono";
 import type { Sql } from "./db/client.ts";
 import { bufferBodies } from "./middlewares/body_reader.ts";
 import { refuseCrossSite } from "./middlewares/csrf.ts";
@@ -30,26 +29,15 @@ import { logout } from "./routes/logout.ts";
 import { signup } from "./routes/signup.tsx";
 import type { AppEnv } from "./utils/app_env.ts";
 import type { Config } from "./utils/config.ts";
-import { HttpError } from "./utils/errors.ts";
 import { serveIsland, serveStatic } from "./utils/static_files.ts";
 
 const MAX_API_BODY = 1024 * 1024;
-
-/** Hono's body limit, answering with Tally's 413. */
-function limitBody(maxSize: number, message: string): MiddlewareHandler<AppEnv> {
-  return bodyLimit({
-    maxSize,
-    onError: () => {
-      throw new HttpError(413, "payload_too_large", message);
-    },
-  });
-}
+// The pages' forms are a few short fields.
+const MAX_FORM_BODY = 64 * 1024;
 
 /** Every HTML page and the static assets, mounted at /. */
 function pages(): Hono<AppEnv> {
   const pages = new Hono<AppEnv>();
-  // The pages' forms are a few short fields.
-  pages.use(limitBody(64 * 1024, "the form is larger than 64 KB"));
   pages.get("/static/:name", serveStatic);
   pages.get("/static/islands/:name", serveIsland);
   pages.route("/", home);
@@ -80,8 +68,8 @@ export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
     timeoutMs: deps.config.bodyTimeoutMs,
     maxReads: deps.config.maxBodyReads,
     maxBytes: MAX_API_BODY,
+    maxFormBytes: MAX_FORM_BODY,
   }));
-  app.use("/api/*", limitBody(MAX_API_BODY, "the request body is larger than 1 MB"));
   app.use(refuseCrossSite);
   app.use(loadSession);
 

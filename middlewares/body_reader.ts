@@ -8,15 +8,25 @@ import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../utils/app_env.ts";
 import { HttpError } from "../utils/errors.ts";
 
-export type BodyLimits = { timeoutMs: number; maxReads: number; maxBytes: number };
+/**
+ * maxBytes caps every body; maxFormBytes, when set, caps the bodies of paths outside /api/ (the
+ * pages' forms are a few short fields). One reader enforces both, so no other body limit is needed.
+ */
+export type BodyLimits = {
+  timeoutMs: number;
+  maxReads: number;
+  maxBytes: number;
+  maxFormBytes?: number;
+};
 
 function tooLarge(maxBytes: number): HttpError {
-  return new HttpError(
-    413,
-    "payload_too_large",
-    `the request body is larger than ${maxBytes / (1024 * 1024)} MB`,
-  );
+  const size = maxBytes >= 1024 * 1024
+    ? `${maxBytes / (1024 * 1024)} MB`
+    : `${Math.round(maxBytes / 1024)} KB`;
+  return new HttpError(413, "payload_too_large", `the request body is larger than ${size}`);
 }
+
+const isApi = (path: string) => path === "/api" || path.startsWith("/api/");
 
 /** The chunk as a Uint8Array over an ArrayBuffer that holds exactly its bytes, else null. */
 function wholeBuffer(chunk: Uint8Array): Uint8Array<ArrayBuffer> | null {
@@ -124,8 +134,11 @@ export function bufferBodies(limits: BodyLimits): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const body = c.req.raw.body;
     if (!body) return await next();
+    const maxBytes = limits.maxFormBytes !== undefined && !isApi(c.req.path)
+      ? limits.maxFormBytes
+      : limits.maxBytes;
     const declared = Number(c.req.header("content-length") ?? "0") || 0;
-    if (declared > limits.maxBytes) throw tooLarge(limits.maxBytes);
+    if (declared > maxBytes) throw tooLarge(maxBytes);
     if (reading >= limits.maxReads) {
       throw new HttpError(
         503,
@@ -137,7 +150,7 @@ export function bufferBodies(limits: BodyLimits): MiddlewareHandler<AppEnv> {
     reading++;
     let bytes: Uint8Array<ArrayBuffer>;
     try {
-      bytes = await readWithin(body, declared, limits);
+      bytes = await readWithin(body, declared, { ...limits, maxBytes });
     } finally {
       reading--;
     }

@@ -13,28 +13,16 @@ import { normalizeCreemEvent } from "../../providers/creem_events.ts";
 import { normalizeStripeEvent } from "../../providers/stripe_events.ts";
 import { findNul } from "../../utils/validation.ts";
 
-export const MAX_WEBHOOK_BODY = 1024 * 1024;
 const STRIPE_TOLERANCE_SECONDS = 300;
 const subtleCrypto = Stripe.createSubtleCryptoProvider();
 
-function tooLarge(): HttpError {
-  return new HttpError(413, "payload_too_large", "the request body is larger than 1 MB");
-}
-
 /**
- * The body as bytes, refused (413) when it exceeds the limit. The body-reading middleware
- * (middlewares/body_reader.ts) has already read every request's body under the deadline and a cap of
- * the same 1 MB: these are its bytes (a request it did not see is read whole, then checked).
+ * The body as bytes. The body reader (middlewares/body_reader.ts) has read every request's body
+ * under its deadline and its 1 MB cap: these are its bytes, not a copy. A request it did not see
+ * (a route called on its own) is read here.
  */
-export async function readRawBody(
-  request: Request,
-  limit = MAX_WEBHOOK_BODY,
-): Promise<Uint8Array<ArrayBuffer>> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > limit) throw tooLarge();
-  const body = bufferedBody(request) ?? new Uint8Array(await request.arrayBuffer());
-  if (body.byteLength > limit) throw tooLarge();
-  return body;
+export async function readRawBody(request: Request): Promise<Uint8Array<ArrayBuffer>> {
+  return bufferedBody(request) ?? new Uint8Array(await request.arrayBuffer());
 }
 
 const utf8 = new TextDecoder();

@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import { readRawBody } from "../../routes/api/webhooks.ts";
 import type { AppEnv } from "../../utils/app_env.ts";
 import { bufferBodies } from "../../middlewares/body_reader.ts";
+import type { HttpError } from "../../utils/errors.ts";
 
 const LIMITS = { timeoutMs: 5_000, maxReads: 4, maxBytes: 1024 * 1024 };
 
@@ -53,4 +54,26 @@ Deno.test("a chunk that is a view of a larger buffer is copied, several chunks a
   assert.equal(seen[0].buffer.byteLength, 10, "a view kept its whole 64 KB buffer");
   assert.deepEqual([...seen[0]], [...view]);
   assert.deepEqual([...seen[1]], [1, 2, 3, ...view]);
+});
+
+Deno.test("one reader caps every body: the API's limit under /api/, the forms' limit elsewhere", async () => {
+  const app = new Hono<AppEnv>();
+  app.use(bufferBodies({ ...LIMITS, maxBytes: 4096, maxFormBytes: 1024 }));
+  app.post("*", (c) => c.body(null, 204));
+  app.onError((error, c) => {
+    const http = error as HttpError;
+    return c.json({ error: http.code, message: http.message }, http.status);
+  });
+  const send = (path: string, size: number) =>
+    app.request(path, { method: "POST", body: new Uint8Array(size).fill(120) });
+
+  assert.equal((await send("/api/raw", 3000)).status, 204);
+  assert.equal((await send("/login", 1000)).status, 204);
+  const form = await send("/login", 2000);
+  assert.equal(form.status, 413);
+  assert.deepEqual(await form.json(), {
+    error: "payload_too_large",
+    message: "the request body is larger than 1 KB",
+  });
+  assert.equal((await send("/api/raw", 5000)).status, 413);
 });
