@@ -10,6 +10,12 @@ export type ErrorCode =
   | "not_found"
   | "conflict"
   | "email_taken"
+  | "customer_not_found"
+  | "unknown_feature"
+  | "source_key_taken"
+  | "reservation_closed"
+  | "exceeds_reservation"
+  | "exceeds_usage"
   | "insufficient_credits"
   | "idempotency_key_reused"
   | "too_many_requests"
@@ -20,7 +26,7 @@ export type ErrorCode =
 
 export class HttpError extends Error {
   constructor(
-    readonly status: 400 | 401 | 402 | 403 | 404 | 408 | 409 | 413 | 429 | 500 | 503,
+    readonly status: 400 | 401 | 402 | 403 | 404 | 408 | 409 | 413 | 422 | 429 | 500 | 503,
     readonly code: ErrorCode,
     message: string,
     readonly headers: Record<string, string> = {},
@@ -50,6 +56,24 @@ export function toHttpError(error: unknown): HttpError {
       return new HttpError(402, "insufficient_credits", message);
     case "CR002":
       return new HttpError(409, "idempotency_key_reused", message);
+    // The server-to-server API's own refusals (docs/api.md#v1-errors), raised by sql/api_*.sql and
+    // the credits functions they call.
+    case "CU001":
+      return new HttpError(404, "customer_not_found", message);
+    case "CU002":
+      return new HttpError(409, "email_taken", message);
+    case "CU003":
+      return new HttpError(409, "source_key_taken", message);
+    case "CR003":
+      return new HttpError(422, "exceeds_reservation", message);
+    case "CR004":
+      return new HttpError(409, "reservation_closed", message);
+    case "CR005":
+      return new HttpError(422, "exceeds_usage", message);
+    case "CR006":
+      return new HttpError(400, "unknown_feature", message);
+    case "CR007":
+      return new HttpError(404, "not_found", message);
     case "AC001": // app.signup_check_limit: the DETAIL is the Retry-After in seconds.
       return new HttpError(429, "too_many_requests", message, {
         "Retry-After": (error as { detail?: string }).detail ?? "3600",
