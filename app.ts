@@ -18,6 +18,7 @@ import { billing } from "./routes/api/billing.ts";
 import { checkout } from "./routes/api/checkout.ts";
 import { cron } from "./routes/api/cron.ts";
 import { me } from "./routes/api/me.ts";
+import { v1 } from "./routes/api/v1/index.ts";
 import { webhooks } from "./routes/api/webhooks.ts";
 import { billingPages } from "./routes/billing.tsx";
 import { checkoutStart } from "./routes/checkout/start.tsx";
@@ -80,6 +81,7 @@ export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
   app.route("/api/billing", billing);
   app.route("/api/webhooks", webhooks);
   app.route("/api/admin", admin);
+  app.route("/api/v1", v1);
   app.route("/", pages());
 
   const errorPages = { notFound: notFoundPage, error: errorPage };

@@ -3,20 +3,22 @@
 import { z } from "zod";
 import { LEDGER_KINDS, PROVIDERS } from "./kinds.ts";
 
-// POST /api/auth/signup, /api/auth/login and the /signup and /login forms.
-const email = z.string().trim().toLowerCase().pipe(z.email("not a valid email address")).pipe(
-  z.string().max(254),
-);
+// POST /api/auth/signup, /api/auth/login, the /signup and /login forms and PUT
+// /api/v1/customers/{externalId}.
+export const Email = z.string().trim().toLowerCase().pipe(z.email("not a valid email address"))
+  .pipe(
+    z.string().max(254),
+  );
 // Long enough for passphrases, short enough that hashing cannot be used to burn CPU.
 const password = z.string().max(1024, "at most 1024 characters");
 
 export const SignupBody = z.object({
-  email,
+  email: Email,
   password: password.min(8, "at least 8 characters"),
   name: z.string().trim().max(200).optional(),
 });
 
-export const LoginBody = z.object({ email, password: password.min(1, "required") });
+export const LoginBody = z.object({ email: Email, password: password.min(1, "required") });
 
 // POST /api/checkout and GET /checkout/start.
 export const CheckoutBody = z.object({
