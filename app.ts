@@ -24,6 +24,7 @@ import { billingPages } from "./routes/billing.tsx";
 import { checkoutStart } from "./routes/checkout/start.tsx";
 import { checkoutSuccess } from "./routes/checkout/success.tsx";
 import { dashboard } from "./routes/dashboard.tsx";
+import { apiDocs } from "./routes/docs/api.tsx";
 import { home } from "./routes/index.tsx";
 import { login } from "./routes/login.tsx";
 import { logout } from "./routes/logout.ts";
@@ -51,6 +52,7 @@ function pages(): Hono<AppEnv> {
   pages.route("/", checkoutSuccess);
   pages.route("/admin", adminPage);
   pages.route("/admin/users", adminUser);
+  pages.route("/docs/api", apiDocs);
   return pages;
 }
 
