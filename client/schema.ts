@@ -1317,6 +1317,7 @@ export interface components {
     UsageBatchBody: {
       events: components["schemas"]["UsageEvent"][];
     };
+    /** @description Exactly one of `amount` and `feature` (with `quantity`, default 1); both, neither or a number that is not a positive integer below 2^53 answer 400 invalid_request, an unknown feature 400 unknown_feature. */
     UsageEvent: {
       /**
        * @description the customer's externalId
@@ -1419,6 +1420,7 @@ export interface components {
       balance: number;
       usageId: number;
     };
+    /** @description Exactly one of `amount` and `feature` (with `quantity`, default 1); both, neither or a number that is not a positive integer below 2^53 answer 400 invalid_request, an unknown feature 400 unknown_feature. */
     ConsumeBody: {
       /**
        * @description Credits to spend; give this or feature, not both.
@@ -1447,6 +1449,7 @@ export interface components {
       balance: number;
       reserved: number;
     };
+    /** @description Exactly one of `amount` and `feature` (with `quantity`, default 1); both, neither or a number that is not a positive integer below 2^53 answer 400 invalid_request, an unknown feature 400 unknown_feature. */
     ReserveBody: {
       /**
        * @description Credits to spend; give this or feature, not both.

@@ -5,6 +5,11 @@ import { z } from "@hono/zod-openapi";
 
 export const PositiveSafeInteger = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 
+/** The rule as the description states it on every body with an amount. */
+export const AMOUNT_RULE = "Exactly one of `amount` and `feature` (with `quantity`, default 1); " +
+  "both, neither or a number that is not a positive integer below 2^53 answer 400 " +
+  "invalid_request, an unknown feature 400 unknown_feature.";
+
 export const AmountFields = {
   amount: PositiveSafeInteger.optional().openapi({
     description: "Credits to spend; give this or feature, not both.",

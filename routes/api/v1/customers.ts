@@ -6,7 +6,13 @@ import type { Sql } from "../../../db/client.ts";
 import { requireApiKey } from "../../../middlewares/api_key.ts";
 import { portalUrl, startCheckout } from "../../../providers/checkout.ts";
 import { CheckoutBody, Email, TransactionsQuery } from "../../../utils/schemas.ts";
-import { amountArguments, AmountFields, checkAmount, PositiveSafeInteger } from "./_amount.ts";
+import {
+  AMOUNT_RULE,
+  amountArguments,
+  AmountFields,
+  checkAmount,
+  PositiveSafeInteger,
+} from "./_amount.ts";
 import {
   BEARER,
   CustomerParams,
@@ -86,7 +92,7 @@ export const ConsumeBody = z.object({
   ...AmountFields,
   idempotencyKey: IdempotencyKey,
   description: Description,
-}).superRefine(checkAmount).openapi("ConsumeBody");
+}).superRefine(checkAmount).openapi("ConsumeBody", { description: AMOUNT_RULE });
 
 const Consumed = z.object({
   balance: z.number().int(),
@@ -100,7 +106,7 @@ const ReserveBody = z.object({
     description: "how long the hold lasts; default 600",
   }),
   description: Description,
-}).superRefine(checkAmount).openapi("ReserveBody");
+}).superRefine(checkAmount).openapi("ReserveBody", { description: AMOUNT_RULE });
 
 export const Reservation = z.object({
   id: z.number().int(),

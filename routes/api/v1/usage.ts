@@ -7,7 +7,13 @@ import type { AppEnv } from "../../../utils/app_env.ts";
 import { HttpError } from "../../../utils/errors.ts";
 import { requireApiKey } from "../../../middlewares/api_key.ts";
 import { findNul } from "../../../utils/validation.ts";
-import { amountArguments, AmountFields, checkAmount, PositiveSafeInteger } from "./_amount.ts";
+import {
+  AMOUNT_RULE,
+  amountArguments,
+  AmountFields,
+  checkAmount,
+  PositiveSafeInteger,
+} from "./_amount.ts";
 import {
   BEARER,
   errorAnswers,
@@ -41,7 +47,7 @@ export const BatchEvent = z.object({
   ...AmountFields,
   idempotencyKey: z.string().min(1).max(255),
   description: z.string().max(500).optional(),
-}).superRefine(checkAmount).openapi("UsageEvent");
+}).superRefine(checkAmount).openapi("UsageEvent", { description: AMOUNT_RULE });
 
 const MAX_EVENTS = 1000;
 
