@@ -140,3 +140,11 @@ as $$ select 'subscription:' || p_subscription_ref $$;
 create function billing.payment_event_ref(p_payment_ref text) returns text
 language sql immutable parallel safe
 as $$ select 'payment:' || p_payment_ref $$;
+
+-- Reservations -------------------------------------------------------------------------------------
+
+-- settlement:<reservation>, the idempotency key of the usage entry a settlement writes
+-- (credits.settle): one settlement per reservation.
+create function credits.settlement_key(p_reservation_id bigint) returns text
+language sql stable parallel safe
+as $$ select 'settlement:' || p_reservation_id $$;
