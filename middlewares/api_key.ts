@@ -16,7 +16,8 @@ export type ApiKeyLookup = (keyHash: Uint8Array) => Promise<ApiKey | null>;
 const LOOKUP_OPTIONS = { maxBatch: 500, maxInFlight: 4 };
 const READ_METHODS = new Set(["GET", "HEAD"]);
 
-const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+const hex = (bytes: Uint8Array) =>
+  Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
 /** One app.check_api_keys call for many hashes: for each, its key or null, in the same order. */
 export async function checkApiKeys(sql: Sql, hashes: Uint8Array[]): Promise<(ApiKey | null)[]> {
@@ -24,7 +25,9 @@ export async function checkApiKeys(sql: Sql, hashes: Uint8Array[]): Promise<(Api
     select c.key_hash, c.id, c.scopes
       from app.check_api_keys(
              (select array_agg(decode(h, 'hex')) from unnest(${hashes.map(hex)}::text[]) h)) c`;
-  const byHash = new Map(rows.map((row) => [hex(row.key_hash), { id: row.id, scopes: row.scopes }]));
+  const byHash = new Map(
+    rows.map((row) => [hex(row.key_hash), { id: row.id, scopes: row.scopes }]),
+  );
   return hashes.map((hash) => byHash.get(hex(hash)) ?? null);
 }
 
@@ -51,7 +54,9 @@ function bearerKey(c: Context): string | undefined {
 }
 
 /** requireApiKey with another lookup (tests count or delay the SQL calls through it). */
-export function apiKeyCheck(lookup: (c: Context<AppEnv>) => ApiKeyLookup): MiddlewareHandler<AppEnv> {
+export function apiKeyCheck(
+  lookup: (c: Context<AppEnv>) => ApiKeyLookup,
+): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const key = bearerKey(c);
     if (key === undefined) {
