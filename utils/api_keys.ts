@@ -17,7 +17,7 @@ export type ApiKeyScope = "read" | "write";
 export const ApiKeyScopes = z.union([
   z.tuple([z.literal("read")]),
   z.tuple([z.literal("read"), z.literal("write")]),
-]);
+], { error: 'scopes are ["read"] or ["read", "write"]' });
 
 export const ApiKeyName = z.string().trim().min(1, "a name is required").max(
   100,
