@@ -19,7 +19,11 @@ const READ_METHODS = new Set(["GET", "HEAD"]);
 const hex = (bytes: Uint8Array) =>
   Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
-/** One app.check_api_keys call for many hashes: for each, its key or null, in the same order. */
+/**
+ * One app.check_api_keys call for many hashes: for each, its key or null, in the same order. The
+ * hashes travel as hex text, decoded in the query: postgres.js 3.4.9 cannot send a bytea[]
+ * parameter (an array of Uint8Array arrives as one bytea).
+ */
 export async function checkApiKeys(sql: Sql, hashes: Uint8Array[]): Promise<(ApiKey | null)[]> {
   const rows = await sql<{ key_hash: Uint8Array; id: number; scopes: ApiKeyScope[] }[]>`
     select c.key_hash, c.id, c.scopes
