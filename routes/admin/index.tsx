@@ -200,6 +200,9 @@ admin.get("/", async (c) => {
       <>
         <h1>Admin</h1>
         <Flash flash={row.page.flash} />
+        <p>
+          <a href="/admin/api-keys">API keys</a> of the server-to-server API
+        </p>
         <UsersSection users={row.page.users} query={query} />
         <InboxSection inbox={row.page.inbox} />
         <RunsSection runs={row.page.runs} />
