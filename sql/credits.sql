@@ -49,6 +49,9 @@ as $$
     when 'expiry' then 'Credits expired'
     when 'refund' then 'Refund'
     when 'dispute' then 'Dispute'
+    when 'reservation' then 'Credits reserved'
+    when 'release' then 'Reserved credits released'
+    when 'usage_refund' then 'Usage refunded'
     else p_kind
   end
 $$;
