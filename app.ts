@@ -10,6 +10,7 @@ import { refuseNulInUrl } from "./middlewares/nul.ts";
 import { noStorePersonal, securityHeaders } from "./middlewares/security_headers.ts";
 import { loadSession } from "./middlewares/session.ts";
 import { errorPage, notFoundPage } from "./routes/_error.tsx";
+import { adminApiKeys } from "./routes/admin/api-keys.tsx";
 import { admin as adminPage } from "./routes/admin/index.tsx";
 import { adminUser } from "./routes/admin/users/[id].tsx";
 import { admin } from "./routes/api/admin.ts";
@@ -52,6 +53,7 @@ function pages(): Hono<AppEnv> {
   pages.route("/", checkoutSuccess);
   pages.route("/admin", adminPage);
   pages.route("/admin/users", adminUser);
+  pages.route("/admin/api-keys", adminApiKeys);
   pages.route("/docs/api", apiDocs);
   return pages;
 }

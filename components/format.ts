@@ -35,4 +35,12 @@ export function formatMoney(minorUnits: number, currency: string): string {
 }
 
 // A ledger kind's label: the words credits.kind_label gives an entry without a description.
+/**
+ * How the admin pages name a user: the email, else (an API customer created without one) the
+ * app's externalId, else a dash.
+ */
+export function userLabel(user: { email: string | null; externalId?: string | null }): string {
+  return user.email ?? user.externalId ?? "—";
+}
+
 export { KIND_LABELS, kindLabel } from "../utils/kinds.ts";

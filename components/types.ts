@@ -57,7 +57,8 @@ export type CreditSummary = {
 
 export type Me = {
   id: string;
-  email: string;
+  /** null for an API customer created without one. */
+  email: string | null;
   name: string;
   plan: { id: string; kind: string; status: string; renewsAt: string | null };
   balance: number;

@@ -67,7 +67,7 @@ async function reloadFunctions(url: string): Promise<void> {
           for r in
             select p.oid::regprocedure as signature, p.prokind
               from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-             where n.nspname in ('app', 'credits', 'billing') and p.prokind in ('f', 'p')
+             where n.nspname in ('app', 'credits', 'billing', 'api') and p.prokind in ('f', 'p')
           loop
             execute format('drop %s if exists %s cascade',
                            case r.prokind when 'p' then 'procedure' else 'function' end,

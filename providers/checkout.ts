@@ -17,7 +17,8 @@ type CheckoutTarget = {
   price_interval: "month" | "year" | "once";
   plan_id: string | null;
   package_id: string | null;
-  email: string;
+  /** null for an API customer created without one: the provider then asks for it. */
+  email: string | null;
   customer_ref: string | null;
 };
 
@@ -78,7 +79,7 @@ async function stripeCheckout(
         ? { subscription_data: { metadata } }
         : { payment_intent_data: { metadata } }),
       ...(target.customer_ref ? { customer: target.customer_ref } : {
-        customer_email: target.email,
+        ...(target.email === null ? {} : { customer_email: target.email }),
         // A one-time payment makes no Stripe customer unless asked, and the billing portal
         // needs one.
         ...(subscription ? {} : { customer_creation: "always" as const }),
@@ -104,8 +105,12 @@ async function creemCheckout(
       // Unique per attempt: Creem echoes it back, and a retried click must not be a duplicate.
       requestId: `${userId}.${crypto.randomUUID()}`,
       units: 1,
-      // Creem takes a customer either by id or by email, never both.
-      customer: target.customer_ref ? { id: target.customer_ref } : { email: target.email },
+      // Creem takes a customer either by id or by email, never both (neither: it asks).
+      ...(target.customer_ref
+        ? { customer: { id: target.customer_ref } }
+        : target.email !== null
+        ? { customer: { email: target.email } }
+        : {}),
       successUrl: `${config.appUrl}/checkout/success`,
       metadata: { user_id: userId },
     }));

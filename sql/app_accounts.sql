@@ -40,10 +40,43 @@ begin
 end
 $$;
 
+-- app._signup_grants(p_user_id, p_now)
+-- The starting credits of every new account (CONTRACT.md section 4, "Sign-up"): the sign-up gift
+--   and the free plan's credits for p_now's UTC month. app.signup and api.put_customer both call
+--   it, so a web sign-up and an API customer start alike.
+-- Effects: up to two grants (none when the plans file gives 0 credits), each expiring after its
+--   days from p_now. Returns nothing. Errors: 23503 for an unknown user.
+-- Idempotency keys: signup_gift:<user>, free_monthly:<user>:<YYYY-MM> (a repeat grants nothing).
+-- Locks: as credits.grant_once: the batch lock (shared), then the user's balance row.
+create function app._signup_grants(p_user_id uuid, p_now timestamptz) returns void
+language plpgsql
+as $$
+declare
+  v_settings billing.settings;
+  v_free billing.plans;
+begin
+  select * into v_settings from billing.settings;
+  if v_settings.signup_gift_credits > 0 then
+    perform credits.grant(p_user_id => p_user_id, p_amount => v_settings.signup_gift_credits,
+                          p_kind => 'signup_gift',
+                          p_source_key => credits.signup_gift_key(p_user_id),
+                          p_expires_at => credits.add_days_utc(p_now, v_settings.signup_gift_days));
+  end if;
+
+  select * into v_free from billing.plans where kind = 'free' and active;
+  if v_free.monthly_credits > 0 then
+    perform credits.grant(p_user_id => p_user_id, p_amount => v_free.monthly_credits,
+                          p_kind => 'free_monthly',
+                          p_source_key => credits.free_monthly_key(p_user_id, p_now),
+                          p_expires_at => credits.add_days_utc(p_now, v_free.credits_expire_days));
+  end if;
+end
+$$;
+
 -- app.signup(p_email, p_password_hash, p_name, p_now, p_session_token_hash, p_client_address,
 --            p_limit_per_hour)
--- Effects: creates the user (email lower-cased and trimmed), grants the sign-up gift and the free
---   plan's credits for p_now's UTC month, opens a session when a token hash is given, and records
+-- Effects: creates the user (email lower-cased and trimmed), grants its starting credits
+--   (app._signup_grants), opens a session when a token hash is given, and records
 --   the sign-up for its client address (app.signup_log), all in this one transaction.
 -- Returns: the new user's id.
 -- Errors: AC001 when the address has made p_limit_per_hour sign-ups in the last hour
@@ -61,8 +94,6 @@ language plpgsql
 as $$
 declare
   v_user_id uuid;
-  v_settings billing.settings;
-  v_free billing.plans;
   v_address inet := coalesce(p_client_address, '::'::inet);
 begin
   if coalesce(p_limit_per_hour, 0) > 0 then
@@ -74,21 +105,7 @@ begin
   returning id into v_user_id;
   insert into app.signup_log (address, signed_up_at) values (v_address, p_now);
 
-  select * into v_settings from billing.settings;
-  if v_settings.signup_gift_credits > 0 then
-    perform credits.grant(p_user_id => v_user_id, p_amount => v_settings.signup_gift_credits,
-                          p_kind => 'signup_gift',
-                          p_source_key => credits.signup_gift_key(v_user_id),
-                          p_expires_at => credits.add_days_utc(p_now, v_settings.signup_gift_days));
-  end if;
-
-  select * into v_free from billing.plans where kind = 'free' and active;
-  if v_free.monthly_credits > 0 then
-    perform credits.grant(p_user_id => v_user_id, p_amount => v_free.monthly_credits,
-                          p_kind => 'free_monthly',
-                          p_source_key => credits.free_monthly_key(v_user_id, p_now),
-                          p_expires_at => credits.add_days_utc(p_now, v_free.credits_expire_days));
-  end if;
+  perform app._signup_grants(v_user_id, p_now);
   if p_session_token_hash is not null then
     perform app.open_session(v_user_id, p_session_token_hash, p_now);
   end if;

@@ -9,6 +9,7 @@ language sql immutable parallel safe
 as $$ select to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
 
 -- app.me(p_user_id, p_now) -> {id, email, plan: {id, kind, status, renewsAt}, balance}
+-- email is null for an API customer created without one (CONTRACT.md section 8).
 -- Reads only. Errors: 23503 for an unknown user.
 create function app.me(p_user_id uuid, p_now timestamptz default now()) returns jsonb
 language sql stable

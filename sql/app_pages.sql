@@ -98,13 +98,16 @@ as $$
                         'lifetime_monthly', 'trial', 'upgrade')), '[]'))
 $$;
 
--- app.admin_users(p_query, p_now) -> [{id, email, emailVerifiedAt, createdAt, balance, plan}]:
--- at most 50 users whose email contains p_query (all when it is empty), newest first. Reads only.
+-- app.admin_users(p_query, p_now)
+--   -> [{id, email, externalId, emailVerifiedAt, createdAt, balance, plan}]:
+-- at most 50 users whose email or externalId contains p_query, case-insensitively (all when it is
+-- empty), newest first. email is null for an API customer created without one. Reads only.
 create function app.admin_users(p_query text, p_now timestamptz default now()) returns jsonb
 language sql stable
 as $$
   select coalesce(jsonb_agg(jsonb_build_object(
-           'id', u.id, 'email', u.email, 'emailVerifiedAt', app.iso(u.email_verified_at),
+           'id', u.id, 'email', u.email, 'externalId', u.external_id,
+           'emailVerifiedAt', app.iso(u.email_verified_at),
            'createdAt', app.iso(u.created_at),
            'balance', credits.balance(u.id, p_now),
            'plan', (select p.plan_id from billing.plan_of(u.id, p_now) p))
@@ -113,6 +116,7 @@ as $$
       select * from app.users
        where coalesce(p_query, '') = ''
           or strpos(email, lower(trim(p_query))) > 0
+          or strpos(lower(external_id), lower(trim(p_query))) > 0
        order by created_at desc, id
        limit 50
     ) u
@@ -146,8 +150,9 @@ as $$
 $$;
 
 -- app.page_admin_user(p_admin_id, p_token_hash, p_user_id, p_cursor, p_now)
---   -> {balance, user: app.me of the user (null when unknown), emailVerifiedAt, ledger:
---      credits.transactions page of 50 from p_cursor, flash: the session's message or null}.
+--   -> {balance, user: app.me of the user (null when unknown), externalId, emailVerifiedAt,
+--      ledger: credits.transactions page of 50 from p_cursor, flash: the session's message or
+--      null}.
 -- Effects: takes the session's message (app._take_flash); reads otherwise.
 create function app.page_admin_user(p_admin_id uuid, p_token_hash bytea, p_user_id uuid,
                                     p_cursor bigint default null,
@@ -156,6 +161,8 @@ language sql
 as $$
   select app.page_nav(p_admin_id, p_now)
          || jsonb_build_object('user', app.me(p_user_id, p_now),
+                               'externalId', (select u.external_id
+                                                from app.users u where u.id = p_user_id),
                                'emailVerifiedAt', (select app.iso(u.email_verified_at)
                                                      from app.users u where u.id = p_user_id),
                                'ledger', case when exists (select 1 from app.users

@@ -3,8 +3,9 @@
 -- billing.load_plans(p_doc)
 -- Inputs: the plans file as JSON, already validated by the app (utils/plans.ts); the checks
 --   that need the database (a price ID used twice, one free plan) are repeated here.
--- Effects: upserts settings, plans, packages and prices; marks inactive every plan, package or
---   price that the file no longer lists (never deletes: payments and subscriptions refer to them).
+-- Effects: upserts settings (with lowBalanceCredits), plans, packages, prices and features; marks
+--   inactive every plan, package, price or feature that the file no longer lists (never deletes:
+--   payments and subscriptions refer to them).
 -- Idempotent: loading the same file twice changes nothing but loaded_at.
 -- Locks: an exclusive transaction advisory lock, so concurrent start-ups load one at a time.
 create function billing.load_plans(p_doc jsonb) returns void
@@ -18,12 +19,14 @@ begin
   end if;
 
   insert into billing.settings as s (singleton, currency, signup_gift_credits, signup_gift_days,
-                                     daily_signin_credits, daily_signin_days, loaded_at)
+                                     daily_signin_credits, daily_signin_days,
+                                     low_balance_credits, loaded_at)
   values (true, lower(p_doc ->> 'currency'),
           coalesce((p_doc #>> '{signupGift,credits}')::bigint, 0),
           (p_doc #>> '{signupGift,expiresInDays}')::integer,
           coalesce((p_doc #>> '{dailySignin,credits}')::bigint, 0),
           (p_doc #>> '{dailySignin,expiresInDays}')::integer,
+          (p_doc ->> 'lowBalanceCredits')::bigint,
           now())
   on conflict (singleton) do update
      set currency = excluded.currency,
@@ -31,6 +34,7 @@ begin
          signup_gift_days = excluded.signup_gift_days,
          daily_signin_credits = excluded.daily_signin_credits,
          daily_signin_days = excluded.daily_signin_days,
+         low_balance_credits = excluded.low_balance_credits,
          loaded_at = excluded.loaded_at;
 
   -- Retire first, so that the file's single free plan can take the partial unique index.
@@ -48,6 +52,9 @@ begin
   update billing.packages set active = false
    where active and id not in (
      select k ->> 'id' from jsonb_array_elements(coalesce(p_doc -> 'packages', '[]')) k);
+  update billing.features set active = false
+   where active and id not in (
+     select f ->> 'id' from jsonb_array_elements(coalesce(p_doc -> 'features', '[]')) f);
   -- A plan that changes kind to free must not collide with the old free plan while both update.
   update billing.plans set active = false
    where active and kind = 'free'
@@ -71,6 +78,13 @@ begin
   on conflict (id) do update
      set name = excluded.name, credits = excluded.credits, expires_days = excluded.expires_days,
          position = excluded.position, active = true;
+
+  insert into billing.features as t (id, name, credits, position, active)
+  select f ->> 'id', f ->> 'name', (f ->> 'credits')::bigint, n, true
+    from jsonb_array_elements(coalesce(p_doc -> 'features', '[]')) with ordinality as e (f, n)
+  on conflict (id) do update
+     set name = excluded.name, credits = excluded.credits, position = excluded.position,
+         active = true;
 
   insert into billing.prices as t (price_id, provider, plan_id, package_id, interval, amount,
                                    currency, active)

@@ -6,8 +6,9 @@
 -- billing.checkout_target(p_user_id, p_price_id)
 -- Inputs: the signed-in user and the price ID the client asked for.
 -- Returns one row: the price, its provider, its interval ('month', 'year' or 'once'), the plan or
--- package it sells (exactly one is set), the user's email, and the user's customer reference with
--- that provider (null when the user has never paid with it).
+-- package it sells (exactly one is set), the user's email (null for an API customer created
+-- without one), and the user's customer reference with that provider (null when the user has
+-- never paid with it).
 -- Errors: SQLSTATE 22023 when the price is unknown, retired from the plans file, or sells a plan
 -- or package that is no longer on sale (the message names the price); 23503 for an unknown user.
 -- Effects, idempotency and locks: none; it reads committed rows without locking them.

@@ -49,6 +49,9 @@ as $$
     when 'expiry' then 'Credits expired'
     when 'refund' then 'Refund'
     when 'dispute' then 'Dispute'
+    when 'reservation' then 'Credits reserved'
+    when 'release' then 'Reserved credits released'
+    when 'usage_refund' then 'Usage refunded'
     else p_kind
   end
 $$;
@@ -111,7 +114,8 @@ $$;
 -- credits.balance(p_user_id, p_now)
 -- Inputs: a user; the clock.
 -- Returns the credits spendable at p_now: what remains on grants not expired at p_now, whether or
---   not the expiry has reached the ledger yet.
+--   not the expiry has reached the ledger yet, plus what reservations past their expiresAt still
+--   hold on such grants (released at that instant, recorded later).
 -- Effects none (reads only); no idempotency key needed. Locks none.
 -- Errors: 23503 for an unknown user.
 create function credits.balance(p_user_id uuid, p_now timestamptz default now()) returns bigint
@@ -124,6 +128,8 @@ begin
     from credits.grants g
    where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
      and (g.expires_at is null or g.expires_at > p_now);
+  -- Held credits of reservations past their expiresAt are spendable again at once.
+  v_balance := v_balance + credits._due_holds(p_user_id, p_now);
   if v_balance = 0 and not exists (select 1 from credits.balances where user_id = p_user_id) then
     perform credits.raise_unknown_user(p_user_id);
   end if;

@@ -1,11 +1,13 @@
--- Credits taken away in spend order: consumption and an admin's negative adjustment, one
--- function (credits._spend). Locks as sql/credits.sql's header.
+-- Credits taken away in spend order: consumption, an admin's negative adjustment and a
+-- reservation's hold, one function (credits._spend). Locks as sql/credits.sql's header.
 
 -- credits._spend(p_user_id, p_amount, p_kind, p_idempotency_key, p_description, p_now)
--- The one place that takes credits away in spend order: consume ('usage') and an admin's negative
--- adjustment (credits.adjust_down, 'adjustment') are this function.
--- Effects: records the due expiries of the user at p_now, then takes p_amount credits from the
---   spendable grants, soonest expiry first (never-expiring last), oldest first on ties; lowers
+-- The one place that takes credits away from one user in spend order: consume ('usage'), an
+-- admin's negative adjustment (credits.adjust_down, 'adjustment') and a hold (credits.reserve,
+-- 'reservation') are this function; credits.consume_batch applies the same order to many.
+-- Effects: records the due expiries and reservation releases of the user at p_now, then takes
+--   p_amount credits from the spendable grants, soonest expiry first (never-expiring last),
+--   oldest first on ties; lowers
 --   the balance; appends one ledger entry of kind p_kind that lists the grants drawn from.
 -- Returns: the balance after. Idempotency key: (p_user_id, p_kind, p_idempotency_key); a repeat
 --   with the same amount returns the first call's balance-after and changes nothing; with
@@ -14,7 +16,7 @@
 --   the balance is short, and then nothing is recorded (the key stays unused); CR002 for a key
 --   already used with another amount.
 -- Locks: the user's balance row, then (by updating) the grants it draws from.
--- Cost: the hot path of the API. Four statements when the first grant in spend order covers the
+-- Cost: the hot path of the API. One index probe for due reservations, then four statements when the first grant in spend order covers the
 --   amount (lock and read the balance; look up the key; read that grant; update it, the balance
 --   and the ledger in one statement), one more when several grants are drawn from. The first
 --   open grant in spend order is also the soonest to expire, so reading it tells whether an
@@ -58,6 +60,13 @@ begin
       perform credits.raise_key_reused(p_idempotency_key, v_first_amount, p_amount);
     end if;
     return v_drawn;
+  end if;
+
+  -- A reservation past its expiresAt gives its holds back before anything is spent.
+  if exists (select 1 from credits.reservations r
+              where r.user_id = p_user_id and r.status = 'open' and r.expires_at <= p_now) then
+    perform credits._expire_locked(p_user_id, p_now);
+    select b.balance into v_balance from credits.balances b where b.user_id = p_user_id;
   end if;
 
   loop

@@ -41,6 +41,13 @@ create function credits.adjustment_key(p_key text) returns text
 language sql immutable parallel safe
 as $$ select 'adjustment:' || p_key $$;
 
+-- api:<the app's source key>, a grant the server-to-server API makes (api.grant). The app's keys
+-- live under their own prefix, so an app can never take a key Tally writes (a future month's
+-- free_monthly key, say) and stop that grant from happening.
+create function credits.api_grant_key(p_source_key text) returns text
+language sql immutable parallel safe
+as $$ select 'api:' || p_source_key $$;
+
 -- Month slots -------------------------------------------------------------------------------------
 
 -- subscription_monthly:<subscription>:<period start, UTC>, the prefix of a yearly period's slot
@@ -140,3 +147,11 @@ as $$ select 'subscription:' || p_subscription_ref $$;
 create function billing.payment_event_ref(p_payment_ref text) returns text
 language sql immutable parallel safe
 as $$ select 'payment:' || p_payment_ref $$;
+
+-- Reservations -------------------------------------------------------------------------------------
+
+-- settlement:<reservation>, the idempotency key of the usage entry a settlement writes
+-- (credits.settle): one settlement per reservation.
+create function credits.settlement_key(p_reservation_id bigint) returns text
+language sql stable parallel safe
+as $$ select 'settlement:' || p_reservation_id $$;

@@ -5,10 +5,15 @@ import type { Config } from "./config.ts";
 /** verified: the user's email address is verified (docs/api.md#accounts-and-sessions). */
 export type SessionUser = { id: string; email: string; verified: boolean };
 
+/** The API key of an /api/v1 request (middlewares/api_key.ts). */
+export type ApiKey = { id: number; scopes: ("read" | "write")[] };
+
 export type AppEnv = {
   Variables: {
     sql: Sql;
     config: Config;
     user: SessionUser | undefined;
+    /** Set by requireApiKey on the /api/v1 routes; unset elsewhere. */
+    apiKey: ApiKey;
   };
 };

@@ -21,7 +21,16 @@ export const GRANT_KINDS = [
 export type GrantKind = typeof GRANT_KINDS[number];
 
 /** credits.entry_kind: what a ledger entry records, a grant of one of the kinds or credits taken. */
-export const LEDGER_KINDS = [...GRANT_KINDS, "usage", "expiry", "refund", "dispute"] as const;
+export const LEDGER_KINDS = [
+  ...GRANT_KINDS,
+  "usage",
+  "expiry",
+  "refund",
+  "dispute",
+  "reservation",
+  "release",
+  "usage_refund",
+] as const;
 export type LedgerKind = typeof LEDGER_KINDS[number];
 
 /** billing.provider */
@@ -54,6 +63,9 @@ export const KIND_LABELS: Record<LedgerKind, string> = {
   expiry: "Credits expired",
   refund: "Refund",
   dispute: "Dispute",
+  reservation: "Credits reserved",
+  release: "Reserved credits released",
+  usage_refund: "Usage refunded",
 };
 
 /** The label of a ledger kind; an unknown kind reads as itself, as credits.kind_label does. */

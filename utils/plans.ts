@@ -59,6 +59,13 @@ const Package = z.object({
   prices: z.array(PackagePrice).min(1),
 }).strict();
 
+// What one use of a feature costs (credits.feature_cost); the API spends by feature id.
+const Feature = z.object({
+  id,
+  name: z.string().min(1),
+  credits: z.number().int().positive(),
+}).strict();
+
 const Gift = z.object({ credits, expiresInDays: days.optional() }).strict();
 
 export const PlansFileSchema = z.object({
@@ -67,6 +74,8 @@ export const PlansFileSchema = z.object({
   dailySignin: Gift.optional(),
   plans: z.array(Plan).min(1),
   packages: z.array(Package).default([]),
+  features: z.array(Feature).default([]),
+  lowBalanceCredits: z.number().int().nonnegative().optional(),
 }).strict().superRefine((file, ctx) => {
   const free = file.plans.filter((plan) => plan.kind === "free");
   if (free.length !== 1) {
@@ -97,6 +106,17 @@ export const PlansFileSchema = z.object({
       });
     }
     seenPackages.add(pack.id);
+  });
+  const seenFeatures = new Set<string>();
+  file.features.forEach((feature, index) => {
+    if (seenFeatures.has(feature.id)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["features", index, "id"],
+        message: `duplicate id ${feature.id}`,
+      });
+    }
+    seenFeatures.add(feature.id);
   });
   const seenPrices = new Set<string>();
   const checkPrice = (path: (string | number)[], price: { priceId: string }) => {

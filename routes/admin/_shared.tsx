@@ -10,7 +10,8 @@ import { HttpError } from "../../utils/errors.ts";
 export type FlashData =
   | { kind: "adjusted"; amount: number; balance: number }
   | { kind: "daily_run"; expired: number; granted: number; durationMs: number }
-  | { kind: "replayed"; eventId: string; result: string };
+  | { kind: "replayed"; eventId: string; result: string }
+  | { kind: "api_key_revoked"; id: number; name: string };
 function flashText(flash: FlashData): string {
   switch (flash.kind) {
     case "adjusted":
@@ -21,6 +22,8 @@ function flashText(flash: FlashData): string {
       return `Daily job done: ${flash.expired} grants expired, ${flash.granted} granted, in ${flash.durationMs} ms.`;
     case "replayed":
       return `Replayed ${flash.eventId}: ${flash.result}.`;
+    case "api_key_revoked":
+      return `Revoked the API key "${flash.name}": requests with it are refused from now on.`;
   }
 }
 

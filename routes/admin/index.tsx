@@ -6,7 +6,7 @@
 // once by the next admin page, never taken from the URL.
 import { Hono } from "hono";
 import { DataTable } from "../../components/DataTable.tsx";
-import { formatDate, formatDateTime } from "../../components/format.ts";
+import { formatDate, formatDateTime, userLabel } from "../../components/format.ts";
 import { requireAdmin } from "../../middlewares/admin.ts";
 import { currentUser, requirePageUser } from "../../middlewares/session.ts";
 import type { AppEnv } from "../../utils/app_env.ts";
@@ -17,7 +17,8 @@ import { Flash, type FlashData, sessionHash } from "./_shared.tsx";
 
 type AdminUser = {
   id: string;
-  email: string;
+  email: string | null;
+  externalId: string | null;
   emailVerifiedAt: string | null;
   createdAt: string;
   balance: number;
@@ -68,8 +69,8 @@ function UsersSection({ users, query }: { users: AdminUser[]; query: string }) {
             type="search"
             name="q"
             value={query}
-            aria-label="Search users by email"
-            placeholder="Search by email"
+            aria-label="Search users by email or customer id"
+            placeholder="Search by email or customer id"
           />
           <button type="submit">Search</button>
         </fieldset>
@@ -82,12 +83,13 @@ function UsersSection({ users, query }: { users: AdminUser[]; query: string }) {
           { label: "Plan" },
           { label: "Balance", numeric: true },
           { label: "Signed up" },
+          { label: "Customer id" },
         ]}
       >
         {users.map((user) => (
           <tr key={user.id}>
             <td>
-              <a href={`/admin/users/${user.id}`}>{user.email}</a>
+              <a href={`/admin/users/${user.id}`}>{userLabel(user)}</a>
             </td>
             <td>
               <Verification at={user.emailVerifiedAt} />
@@ -95,6 +97,7 @@ function UsersSection({ users, query }: { users: AdminUser[]; query: string }) {
             <td>{user.plan}</td>
             <td class="number">{user.balance}</td>
             <td>{formatDateTime(user.createdAt)}</td>
+            <td>{user.externalId === null ? "" : <code>{user.externalId}</code>}</td>
           </tr>
         ))}
       </DataTable>
@@ -197,6 +200,9 @@ admin.get("/", async (c) => {
       <>
         <h1>Admin</h1>
         <Flash flash={row.page.flash} />
+        <p>
+          <a href="/admin/api-keys">API keys</a> of the server-to-server API
+        </p>
         <UsersSection users={row.page.users} query={query} />
         <InboxSection inbox={row.page.inbox} />
         <RunsSection runs={row.page.runs} />

@@ -69,3 +69,36 @@ export async function assertBooksAgree(sql: Sql, user: string): Promise<number> 
   });
   return row.stored;
 }
+
+/**
+ * A user's reservations agree with the ledger: each one's 'reservation' entry took its amount
+ * from the grants it lists as holds; an open one has no closing entry yet; a closed one's
+ * 'release' entry gave back what it says it returned, and a settled one's usage spent what it
+ * says it settled, from those holds.
+ */
+export async function assertHoldsAgree(sql: Sql, user: string): Promise<void> {
+  const rows = await sql<{ id: number; problem: string }[]>`
+    select r.id,
+           case
+             when e.amount is distinct from -r.amount or e.draws is distinct from r.holds
+               then 'reservation entry'
+             when r.status = 'open' and rel.amount is not null then 'released while open'
+             when r.status <> 'open' and coalesce(rel.amount, 0) <> r.returned then 'returned'
+             when coalesce(-u.amount, 0) <> coalesce(r.settled_amount, 0) then 'settled'
+             when r.returned > r.amount then 'returned more than held'
+           end as problem
+      from credits.reservations r
+      left join credits.ledger e on e.user_id = r.user_id and e.id = r.id and e.kind = 'reservation'
+      left join lateral (select sum(l.amount) as amount from credits.ledger l
+                          where l.user_id = r.user_id and l.origin_id = r.id
+                            and l.kind = 'release') rel on true
+      left join lateral (select sum(l.amount) as amount from credits.ledger l
+                          where l.user_id = r.user_id and l.origin_id = r.id
+                            and l.kind = 'usage') u on true
+     where r.user_id = ${user}`;
+  assert.deepEqual(
+    rows.filter((r) => r.problem !== null),
+    [],
+    "reservations agree with the ledger",
+  );
+}

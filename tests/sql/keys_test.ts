@@ -22,6 +22,7 @@ Deno.test("every key function builds the key its literal built, whatever the ses
           ('daily_signin', credits.daily_signin_key(u, at),
            'daily_signin:' || u || ':' || to_char(at at time zone 'UTC', 'YYYY-MM-DD')),
           ('adjustment', credits.adjustment_key(ref), 'adjustment:' || ref),
+          ('api_grant', credits.api_grant_key(ref), 'api:' || ref),
           ('yearly_period', credits.yearly_period_key(sub, at),
            'subscription_monthly:' || sub || ':'
              || to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')),
@@ -56,6 +57,7 @@ Deno.test("every key function builds the key its literal built, whatever the ses
       free_monthly: `free_monthly:${USER}:2026-11`,
       daily_signin: `daily_signin:${USER}:2026-11-30`,
       adjustment: "adjustment:form-1",
+      api_grant: "api:form-1",
       yearly_period: "subscription_monthly:42:2026-11-30T23:30:05",
       yearly_slot: "subscription_monthly:42:2026-11-30T23:30:05:3",
       lifetime_purchase: "lifetime_monthly:7",

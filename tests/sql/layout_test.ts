@@ -16,6 +16,7 @@ const KEY_PREFIXES = [
   "upgrade",
   "package",
   "adjustment",
+  "api",
   "refund",
   "dispute",
   "customer",

@@ -3,7 +3,7 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { Field } from "../../../components/Field.tsx";
-import { formatCredits, formatDateTime } from "../../../components/format.ts";
+import { formatCredits, formatDateTime, userLabel } from "../../../components/format.ts";
 import { LedgerTable } from "../../../components/LedgerTable.tsx";
 import type { Me, TransactionPage } from "../../../components/types.ts";
 import { requireAdmin } from "../../../middlewares/admin.ts";
@@ -17,6 +17,7 @@ import { Flash, type FlashData, sessionHash } from "../_shared.tsx";
 type AdminUserData = {
   balance: number;
   user: Me | null;
+  externalId: string | null;
   emailVerifiedAt: string | null;
   ledger: TransactionPage | null;
   flash: FlashData | null;
@@ -81,10 +82,11 @@ async function userPage(
   const [row] = await c.var.sql<{ page: AdminUserData }[]>`
     select app.page_admin_user(${currentUser(c).id}, ${await sessionHash(c)}, ${userId.data},
                                ${cursor ?? null}) as page`;
-  const { user, ledger } = row.page;
+  const { user, ledger, externalId } = row.page;
   if (!user || !ledger) throw new HttpError(404, "not_found", "no such user");
+  const label = userLabel({ email: user.email, externalId });
   return page(c, {
-    title: `Admin: ${user.email}`,
+    title: `Admin: ${label}`,
     viewer: viewerOf(c, row.page.balance),
     status: options.status,
     children: (
@@ -94,13 +96,20 @@ async function userPage(
             <li>
               <a href="/admin">Admin</a>
             </li>
-            <li>{user.email}</li>
+            <li>{label}</li>
           </ul>
         </nav>
-        <h1>{user.email}</h1>
+        <h1>{label}</h1>
+        {externalId !== null && (
+          <p id="external-id">
+            API customer <code>{externalId}</code>
+          </p>
+        )}
         <Flash flash={row.page.flash} />
         <p id="email-verified">
-          {row.page.emailVerifiedAt
+          {user.email === null
+            ? <>No email: an API customer created without one.</>
+            : row.page.emailVerifiedAt
             ? (
               <>
                 Email verified on{" "}
