@@ -124,17 +124,25 @@ $$;
 create function api.settle(p_reservation_id bigint, p_amount bigint,
                            p_description text default null, p_now timestamptz default now())
 returns jsonb
-language sql
+language plpgsql
 as $$
+begin
+  return (
   select jsonb_build_object('balance', s.balance, 'usageId', s.usage_id, 'settled', s.settled)
-    from credits.settle(p_reservation_id, p_amount, p_description, p_now) s
+      from credits.settle(p_reservation_id, p_amount, p_description, p_now) s);
+end
 $$;
 
 -- api.release(p_reservation_id, p_now) -> {"balance"}: credits.release. Errors: CR007, CR004.
 create function api.release(p_reservation_id bigint, p_now timestamptz default now())
 returns jsonb
-language sql
-as $$ select jsonb_build_object('balance', credits.release(p_reservation_id, p_now)) $$;
+language plpgsql
+as $$
+begin
+  return (
+  select jsonb_build_object('balance', credits.release(p_reservation_id, p_now)));
+end
+$$;
 
 -- api.refund_usage(p_usage_id, p_amount, p_idempotency_key, p_now) -> {"refunded", "balance"}:
 --   credits.refund_usage (p_amount null: all the usage has left to give back). Errors: CR007,
@@ -142,10 +150,13 @@ as $$ select jsonb_build_object('balance', credits.release(p_reservation_id, p_n
 create function api.refund_usage(p_usage_id bigint, p_amount bigint, p_idempotency_key text,
                                  p_now timestamptz default now())
 returns jsonb
-language sql
+language plpgsql
 as $$
+begin
+  return (
   select jsonb_build_object('refunded', r.refunded, 'balance', r.balance)
-    from credits.refund_usage(p_usage_id, p_amount, p_idempotency_key, null, p_now) r
+      from credits.refund_usage(p_usage_id, p_amount, p_idempotency_key, null, p_now) r);
+end
 $$;
 
 -- api.balance_at(p_external_id, p_at, p_now) -> {"balance", "reserved", "at"}: credits.balance_at
@@ -153,9 +164,12 @@ $$;
 create function api.balance_at(p_external_id text, p_at timestamptz,
                                p_now timestamptz default now())
 returns jsonb
-language sql stable
+language plpgsql stable
 as $$
+begin
+  return (
   select jsonb_build_object('balance', b.balance, 'reserved', b.reserved,
-                            'at', app.iso(coalesce(p_at, p_now)))
-    from credits.balance_at(api.customer_user(p_external_id), coalesce(p_at, p_now), p_now) b
+                              'at', app.iso(coalesce(p_at, p_now)))
+      from credits.balance_at(api.customer_user(p_external_id), coalesce(p_at, p_now), p_now) b);
+end
 $$;
