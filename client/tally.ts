@@ -1,8 +1,9 @@
 // A small typed client of Tally's /api/v1 (docs/api.md#v1-routes) over openapi-fetch, with the
 // types of client/schema.ts. The POSTs that carry an idempotency key (consume, reservations,
-// grants by sourceKey, refunds, batches) are retried on a network error, 503 and 429, honouring
-// Retry-After, with the same key and the same body, so a retry can never spend twice: Tally
-// answers a repeated key with its first answer. consume and reserve make a key when given none.
+// grants by sourceKey, refunds, batches), and settle and release (idempotent by rule), are
+// retried on a network error, 503 and 429, honouring Retry-After, with the same key and the same
+// body, so a retry can never spend twice: Tally answers a repeated key with its first answer.
+// consume and reserve make a key when given none.
 // Every call answers openapi-fetch's {data, error, response}.
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema.ts";
@@ -159,14 +160,18 @@ export function createTallyClient(options: TallyClientOptions) {
         body: { ...input, idempotencyKey: input.idempotencyKey ?? crypto.randomUUID() },
         ...retried,
       }),
+    /** A settlement repeated with the same amount answers the first answer: retried. */
     settle: (reservationId: number, body: Schemas["SettleBody"]) =>
       api.POST("/api/v1/reservations/{id}/settle", {
         params: { path: { id: String(reservationId) } },
         body,
+        ...retried,
       }),
+    /** A release can be repeated: retried. */
     release: (reservationId: number) =>
       api.POST("/api/v1/reservations/{id}/release", {
         params: { path: { id: String(reservationId) } },
+        ...retried,
       }),
     refund: (usageId: number, body: Schemas["RefundBody"]) =>
       api.POST("/api/v1/usage/{usageId}/refund", {

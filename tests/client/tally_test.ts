@@ -1,6 +1,7 @@
 // client/tally.ts against a real Tally through local stand-ins of a flaky network: keyed POSTs are
 // retried on 503, 429 (after Retry-After, capped) and a lost answer, with the same key and body,
-// so a retry never spends twice; consume makes its key once; other POSTs are not retried.
+// so a retry never spends twice; consume makes its key once; settle and release, idempotent by
+// rule, are retried too.
 import assert from "node:assert/strict";
 import { createTallyClient, retryDelay } from "../../client/tally.ts";
 import { books, newCustomer, withV1 } from "../routes/api/v1/_v1.ts";
@@ -152,7 +153,7 @@ Deno.test("a lost answer is retried with the same key: the second answer is the 
   });
 });
 
-Deno.test("retries end after the given number; POSTs without a key are not retried", async () => {
+Deno.test("retries end after the given number; settle and release (idempotent by rule) are retried too", async () => {
   await withV1(async (v1) => {
     const customer = await newCustomer(v1, "tired");
     assert.equal(customer.balance, 100);
@@ -171,7 +172,11 @@ Deno.test("retries end after the given number; POSTs without a key are not retri
       front.seen.length = 0;
       const release = await client.release(1);
       assert.equal(release.response.status, 503);
-      assert.equal(front.seen.length, 1, "release carries no key: not retried");
+      assert.equal(front.seen.length, 3, "a release can be repeated: retried");
+      front.seen.length = 0;
+      const settle = await client.settle(1, { amount: 1 });
+      assert.equal(settle.response.status, 503);
+      assert.equal(front.seen.length, 3, "a settlement repeated answers the first: retried");
     } finally {
       await front.close();
     }

@@ -254,3 +254,24 @@ Deno.test("parallel consumes over real connections: each its own answer, never b
     assert.equal((await books(v1, "crowd")).balance, 91);
   });
 });
+
+Deno.test("200 concurrent consumes on one customer: exactly the balance's worth succeed", async () => {
+  await withV1(async (v1) => {
+    await newCustomer(v1, "rush"); // 100 credits from the sign-up grants
+    const answers = await Promise.all(
+      Array.from(
+        { length: 200 },
+        (_, i) => v1.tally.consume("rush", { amount: 1, idempotencyKey: `r${i}` }),
+      ),
+    );
+    const ok = answers.filter((a) => a.response.status === 200);
+    assert.equal(ok.length, 100);
+    assert.equal(answers.filter((a) => a.response.status === 402).length, 100);
+    // Each success answered the balance right after itself: 99 down to 0, each once.
+    assert.deepEqual(
+      ok.map((a) => a.data!.balance).sort((x, y) => x - y),
+      Array.from({ length: 100 }, (_, i) => i),
+    );
+    assert.equal((await books(v1, "rush")).balance, 0);
+  });
+});
