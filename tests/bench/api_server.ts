@@ -1,0 +1,243 @@
+// What the /api/v1 benchmarks (api.ts) measure around their load: Tally's real server as a
+// subprocess (started as `deno task start` starts it, like the webhook bench), and the costs of
+// a run read from the machine and the database: CPU time of the server, of the bench process and
+// of the database backends (/proc), and the database's own counters (commits, rows written, WAL,
+// time spent in statements and in each function).
+import type { Sql } from "../../db/client.ts";
+import { startTaskArgs } from "./webhook.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+// Linux's USER_HZ, the unit of /proc/<pid>/stat's times: 100 on every mainstream build.
+const CLOCK_TICKS_PER_SECOND = 100;
+
+export type ServerProcess = {
+  baseUrl: string;
+  port: number;
+  pid: number;
+  stop(): Promise<void>;
+};
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Starts main.ts on `databaseUrl` (scheduler off) and waits until it answers. */
+export async function startServer(databaseUrl: string): Promise<ServerProcess> {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: await startTaskArgs(),
+    cwd: ROOT,
+    env: { DATABASE_URL: databaseUrl, PORT: String(port), SCHEDULER: "off", RUST_BACKTRACE: "0" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await child.status;
+  };
+  let exited = false;
+  child.status.then(() => (exited = true));
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && !exited) {
+    try {
+      // The one /api/v1 route without a key; the first call also builds the document.
+      const response = await fetch(`http://127.0.0.1:${port}/api/v1/openapi.json`);
+      await response.body?.cancel();
+      if (response.ok) return { baseUrl: `http://127.0.0.1:${port}`, port, pid: child.pid, stop };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await stop();
+  throw new Error("the server did not start");
+}
+
+/** User plus system CPU seconds of a process so far (0 when it is gone or unreadable). */
+export async function cpuSeconds(pid: number | "self"): Promise<number> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    // Fields after the command name (which may hold spaces), from field 3 on: utime is 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** The number of established TCP connections to `port` on this machine (IPv4). */
+export async function connectionsTo(port: number): Promise<number> {
+  const table = await Deno.readTextFile("/proc/net/tcp").catch(() => "");
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  return table.split("\n").slice(1).filter((line) => {
+    const [, local, , state] = line.trim().split(/\s+/);
+    return local?.endsWith(`:${hexPort}`) && state === "01";
+  }).length;
+}
+
+export async function loadAverage(): Promise<string> {
+  return await Deno.readTextFile("/proc/loadavg")
+    .then((text) => text.split(" ").slice(0, 3).join(" "))
+    .catch(() => "unknown");
+}
+
+/** The database's counters at one moment (see costs). */
+export type Counters = {
+  at: number;
+  walLsn: string;
+  commits: number;
+  rollbacks: number;
+  rowsInserted: number;
+  rowsUpdated: number;
+  /** Milliseconds the database's backends spent executing statements (pg_stat_database). */
+  activeMs: number;
+  /** Commits in the server's other databases: work that shares the WAL and the disks. */
+  otherCommits: number;
+  /** Per function (track_functions = all): calls and self time in ms. */
+  functions: Record<string, { calls: number; selfMs: number }>;
+  /** CPU seconds per backend of this database (pid → seconds), the bench's own excluded. */
+  backendCpu: Map<number, number>;
+  serverCpu: number;
+  benchCpu: number;
+};
+
+/**
+ * Makes the server's connections to the bench database record the time and calls of every
+ * function (pg_stat_user_functions). Set before the server connects; costs a clock read per call.
+ */
+export async function trackFunctions(sql: Sql): Promise<void> {
+  const [{ name }] = await sql<{ name: string }[]>`select current_database() as name`;
+  await sql.unsafe(`alter database "${name}" set track_functions = 'all'`);
+}
+
+export async function counters(sql: Sql, serverPid: number): Promise<Counters> {
+  const [row] = await sql<
+    {
+      lsn: string;
+      commits: number;
+      rollbacks: number;
+      inserted: number;
+      updated: number;
+      active: number;
+      other: number;
+      functions: Record<string, [number, number]> | null;
+      backends: number[] | null;
+    }[]
+  >`
+    select pg_current_wal_lsn()::text as lsn,
+           d.xact_commit::bigint as commits, d.xact_rollback::bigint as rollbacks,
+           (select coalesce(sum(n_tup_ins), 0) from pg_stat_user_tables)::bigint as inserted,
+           (select coalesce(sum(n_tup_upd), 0) from pg_stat_user_tables)::bigint as updated,
+           d.active_time::float8 as active,
+           (select coalesce(sum(o.xact_commit), 0) from pg_stat_database o
+             where o.datname is distinct from current_database())::bigint as other,
+           (select json_object_agg(f.schemaname || '.' || f.funcname,
+                                   json_build_array(f.calls, f.self_time))
+              from pg_stat_user_functions f) as functions,
+           (select array_agg(a.pid) from pg_stat_activity a
+             where a.datname = current_database() and a.pid <> pg_backend_pid()) as backends
+      from pg_stat_database d where d.datname = current_database()`;
+  const backendCpu = new Map<number, number>();
+  for (const pid of row.backends ?? []) backendCpu.set(pid, await cpuSeconds(pid));
+  const functions: Counters["functions"] = {};
+  for (const [name, [calls, selfMs]] of Object.entries(row.functions ?? {})) {
+    functions[name] = { calls, selfMs };
+  }
+  return {
+    at: performance.now(),
+    walLsn: row.lsn,
+    commits: row.commits,
+    rollbacks: row.rollbacks,
+    rowsInserted: row.inserted,
+    rowsUpdated: row.updated,
+    activeMs: row.active,
+    otherCommits: row.other,
+    functions,
+    backendCpu,
+    serverCpu: await cpuSeconds(serverPid),
+    benchCpu: await cpuSeconds("self"),
+  };
+}
+
+/**
+ * A backend reports its counters when it goes idle, at most once a second (PostgreSQL 15), so
+ * reading them right after the load would miss up to a second of it: the load pauses this long
+ * before each reading.
+ */
+export const STATS_SETTLE_MS = 1_500;
+
+async function walBytes(sql: Sql, from: string, to: string): Promise<number> {
+  const [{ bytes }] = await sql<{ bytes: number }[]>`
+    select pg_wal_lsn_diff(${to}::pg_lsn, ${from}::pg_lsn)::float8 as bytes`;
+  return bytes;
+}
+
+/**
+ * The `# ...` lines of what one request cost between two readings: statements (top-level ones
+ * are commits, since the server sends each outside a transaction; the functions they call, from
+ * pg_stat_user_functions), rows written, WAL, commits, database time, and CPU per request.
+ */
+export async function costLines(
+  sql: Sql,
+  label: string,
+  unit: string,
+  count: number,
+  before: Counters,
+  after: Counters,
+): Promise<string[]> {
+  const per = (value: number) => value / count;
+  const fixed = (value: number, digits = 2) => value.toFixed(digits);
+  const wal = await walBytes(sql, before.walLsn, after.walLsn);
+  const commits = after.commits - before.commits;
+  let backendCpu = 0;
+  for (const [pid, seconds] of after.backendCpu) {
+    backendCpu += seconds - (before.backendCpu.get(pid) ?? 0);
+  }
+  const wallSeconds = (after.at - before.at) / 1000;
+  const calls = Object.entries(after.functions).map(([name, now]) => {
+    const then = before.functions[name] ?? { calls: 0, selfMs: 0 };
+    return { name, calls: now.calls - then.calls, selfMs: now.selfMs - then.selfMs };
+  }).filter((f) => f.calls > 0).sort((a, b) => b.selfMs - a.selfMs);
+  const functionCalls = calls.reduce((sum, f) => sum + f.calls, 0);
+  const lines = [
+    `${label}: ${count} ${unit}s; per ${unit}: ${fixed(per(commits), 3)} commits ` +
+    `(= top-level statements), ${fixed(per(functionCalls))} function calls, ` +
+    `${fixed(per(after.rowsInserted - before.rowsInserted))} rows inserted + ` +
+    `${fixed(per(after.rowsUpdated - before.rowsUpdated))} updated, ${Math.round(per(wal))} B WAL` +
+    (after.rollbacks > before.rollbacks
+      ? `, ${after.rollbacks - before.rollbacks} rollbacks in all`
+      : ""),
+    `${label}: per ${unit}: database statement time ${
+      fixed(per(after.activeMs - before.activeMs) * 1000, 0)
+    } µs, CPU: server ${fixed(per(after.serverCpu - before.serverCpu) * 1e6, 0)} µs, ` +
+    `database backends ${fixed(per(backendCpu) * 1e6, 0)} µs, bench client ${
+      fixed(per(after.benchCpu - before.benchCpu) * 1e6, 0)
+    } µs; CPU busy ${
+      fixed(
+        (after.serverCpu - before.serverCpu + backendCpu + after.benchCpu - before.benchCpu) /
+          wallSeconds,
+      )
+    } of 2 cores over ${fixed(wallSeconds, 1)} s`,
+    `${label}: functions per ${unit} (calls, self µs): ${
+      calls.slice(0, 8).map((f) =>
+        `${f.name} ${fixed(per(f.calls))} ${fixed(per(f.selfMs) * 1000, 0)}`
+      ).join(", ")
+    }`,
+  ];
+  const others = after.otherCommits - before.otherCommits;
+  if (others > 0) {
+    lines.push(
+      `${label}: the server's other databases committed ${others} transactions meanwhile ` +
+        `(the WAL figure is the whole server's)`,
+    );
+  }
+  return lines;
+}
