@@ -256,7 +256,10 @@ export interface paths {
             | "usage"
             | "expiry"
             | "refund"
-            | "dispute";
+            | "dispute"
+            | "reservation"
+            | "release"
+            | "usage_refund";
         };
         header?: never;
         path: {

@@ -48,3 +48,10 @@ export function amountArguments(value: AmountInput): {
     ? { amount: value.amount ?? null, feature: null, quantity: null }
     : { amount: null, feature: value.feature, quantity: value.quantity ?? 1 };
 }
+
+/** The amount members of an api.usage_batch event: only those given (SQL reads their presence). */
+export function amountMembers(value: AmountInput): AmountInput {
+  return value.feature === undefined
+    ? { amount: value.amount }
+    : { feature: value.feature, quantity: value.quantity ?? 1 };
+}

@@ -1,23 +1,8 @@
-// What api.usage_batch answers for one event (sql: the lead's spending functions), and the one
-// place where its internal statuses become answers: HTTP for the single consume route, the public
-// statuses for the batch route.
+// The one place where api.usage_batch's statuses for an event (sql/api_spending.sql,
+// utils/usage_batch.ts) become answers: HTTP for the single consume route, the public statuses
+// for the batch route.
 import { HttpError } from "../../../utils/errors.ts";
-
-export type InternalUsageStatus =
-  | "ok"
-  | "insufficient_credits"
-  | "customer_not_found"
-  | "invalid"
-  | "unknown_feature"
-  | "idempotency_key_reused";
-
-/** One element of api.usage_batch's answer, in the order of the events sent. */
-export type UsageEventResult = {
-  idempotencyKey: string;
-  status: InternalUsageStatus;
-  balance?: number;
-  usageId?: number;
-};
+import type { UsageResult } from "../../../utils/usage_batch.ts";
 
 /** The statuses of POST /api/v1/usage/batch. */
 export type BatchStatus = "ok" | "insufficient_credits" | "customer_not_found" | "invalid";
@@ -30,7 +15,7 @@ export type BatchResult = {
 };
 
 /** POST .../consume: 200 {balance, usageId}, or the HttpError of its status. */
-export function consumeAnswer(result: UsageEventResult): { balance: number; usageId: number } {
+export function consumeAnswer(result: UsageResult): { balance: number; usageId: number } {
   switch (result.status) {
     case "ok":
       if (result.balance === undefined || result.usageId === undefined) {
@@ -55,7 +40,7 @@ export function consumeAnswer(result: UsageEventResult): { balance: number; usag
 }
 
 /** One result of the batch route: what the batch does not tell apart is "invalid". */
-export function batchResult(result: UsageEventResult): BatchResult {
+export function batchResult(result: UsageResult): BatchResult {
   const status: BatchStatus =
     result.status === "unknown_feature" || result.status === "idempotency_key_reused"
       ? "invalid"

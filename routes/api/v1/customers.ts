@@ -10,6 +10,7 @@ import {
   AMOUNT_RULE,
   amountArguments,
   AmountFields,
+  amountMembers,
   checkAmount,
   PositiveSafeInteger,
 } from "./_amount.ts";
@@ -22,7 +23,8 @@ import {
   v1App,
   z,
 } from "./_openapi.ts";
-import { consumeAnswer, type UsageEventResult } from "./_usage_status.ts";
+import { consumeAnswer } from "./_usage_status.ts";
+import { consumeCoalesced } from "../../../utils/usage_batch.ts";
 
 const Plan = z.object({
   id: z.string(),
@@ -232,8 +234,7 @@ customers.openapi(
     const { externalId } = c.req.valid("param");
     const { at } = c.req.valid("query");
     const [row] = await c.var.sql<{ balance: z.infer<typeof BalanceAt> }[]>`
-      select api.balance_at(${externalId}, coalesce(${at ?? null}::timestamptz, now()))
-             as balance`;
+      select api.balance_at(${externalId}, ${at ?? null}) as balance`;
     return c.json(row.balance, 200);
   },
 );
@@ -320,15 +321,14 @@ customers.openapi(
   async (c) => {
     const { externalId } = c.req.valid("param");
     const body = c.req.valid("json");
-    const event = {
+    // Coalesced with the consumptions arriving meanwhile into one api.usage_batch call.
+    const result = await consumeCoalesced(c.var.sql, {
       customer: externalId,
-      ...amountArguments(body),
+      ...amountMembers(body),
       idempotencyKey: body.idempotencyKey,
-      description: body.description ?? null,
-    };
-    const [row] = await c.var.sql<{ results: UsageEventResult[] }[]>`
-      select api.usage_batch(${JSON.stringify([event])}::text::jsonb) as results`;
-    return c.json(consumeAnswer(row.results[0]), 200);
+      ...(body.description === undefined ? {} : { description: body.description }),
+    });
+    return c.json(consumeAnswer(result), 200);
   },
 );
 

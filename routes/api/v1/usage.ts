@@ -9,8 +9,8 @@ import { requireApiKey } from "../../../middlewares/api_key.ts";
 import { findNul } from "../../../utils/validation.ts";
 import {
   AMOUNT_RULE,
-  amountArguments,
   AmountFields,
+  amountMembers,
   checkAmount,
   PositiveSafeInteger,
 } from "./_amount.ts";
@@ -24,7 +24,8 @@ import {
   v1App,
   z,
 } from "./_openapi.ts";
-import { type BatchResult, batchResult, type UsageEventResult } from "./_usage_status.ts";
+import { type BatchResult, batchResult } from "./_usage_status.ts";
+import { usageBatch } from "../../../utils/usage_batch.ts";
 
 const UsageParams = z.object({
   usageId: IdText.openapi({ param: { name: "usageId", in: "path" }, example: "42" }),
@@ -128,18 +129,15 @@ usage.openapi(
       return event?.success ? { valid: event.data } : { invalid: keyOf(raw) };
     });
     const valid = checked.flatMap((item) => "valid" in item && item.valid ? [item.valid] : []);
-    let answered: UsageEventResult[] = [];
-    if (valid.length > 0) {
-      const events = valid.map((event) => ({
+    const answered = valid.length === 0 ? [] : await usageBatch(
+      c.var.sql,
+      valid.map((event) => ({
         customer: event.customer,
-        ...amountArguments(event),
+        ...amountMembers(event),
         idempotencyKey: event.idempotencyKey,
-        description: event.description ?? null,
-      }));
-      const [row] = await c.var.sql<{ results: UsageEventResult[] }[]>`
-        select api.usage_batch(${JSON.stringify(events)}::text::jsonb) as results`;
-      answered = row.results;
-    }
+        ...(event.description === undefined ? {} : { description: event.description }),
+      })),
+    );
     let next = 0;
     const results: BatchResult[] = checked.map((item) =>
       "valid" in item

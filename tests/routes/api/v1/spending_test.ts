@@ -223,3 +223,34 @@ Deno.test("refunds: 200 {refunded, balance}, the same key replays, 422 exceeds_u
     }
   });
 });
+
+Deno.test("parallel consumes over real connections: each its own answer, never below zero", async () => {
+  await withV1(async (v1) => {
+    await newCustomer(v1, "crowd");
+    // 30 requests of 7 at once against 100 credits: 14 fit, 16 are refused with 402.
+    const answers = await Promise.all(
+      Array.from(
+        { length: 30 },
+        (_, i) => v1.tally.consume("crowd", { amount: 7, idempotencyKey: `p${i}` }),
+      ),
+    );
+    const statuses = answers.map((a) => a.response.status);
+    assert.equal(statuses.filter((s) => s === 200).length, 14);
+    assert.equal(statuses.filter((s) => s === 402).length, 16);
+    const usageIds = new Set(answers.flatMap((a) => (a.data ? [a.data.usageId] : [])));
+    assert.equal(usageIds.size, 14, "each consumption has its own usage");
+    assert.equal((await books(v1, "crowd")).balance, 2);
+
+    // The same key sent 10 times at once spends once, and every answer is the same.
+    await v1.tally.grant("crowd", { amount: 98, sourceKey: "refill" });
+    const same = await Promise.all(
+      Array.from(
+        { length: 10 },
+        () => v1.tally.consume("crowd", { amount: 9, idempotencyKey: "once" }),
+      ),
+    );
+    assert.deepEqual(new Set(same.map((a) => a.response.status)), new Set([200]));
+    assert.equal(new Set(same.map((a) => JSON.stringify(a.data))).size, 1);
+    assert.equal((await books(v1, "crowd")).balance, 91);
+  });
+});
