@@ -26,16 +26,19 @@ import {
   connectionsTo,
   costLines,
   counters,
+  databaseCountersAfterExit,
   loadAverage,
+  sampleWaits,
   type ServerProcess,
   startServer,
-  STATS_SETTLE_MS,
+  STATS_IDLE_FLUSH_MS,
   trackFunctions,
 } from "./api_server.ts";
 
 const WARMUP_SECONDS = 2;
 const CUSTOMER_GRANT = 1_000_000_000;
 const SETUP_CONCURRENCY = 32;
+const HISTORY_PER_CUSTOMER = 3;
 
 type ClientKind = "typed" | "fetch";
 
@@ -125,7 +128,8 @@ type Setup = {
  * granted CUSTOMER_GRANT credits through POST .../grants.
  */
 async function setUp(context: BenchContext, count: number, label: string): Promise<Setup> {
-  const db = await context.freshDatabase({ max: 2 });
+  // One connection: once the server has stopped, it is the database's only backend.
+  const db = await context.freshDatabase({ max: 1 });
   let server: ServerProcess | undefined;
   try {
     await trackFunctions(db.sql);
@@ -152,6 +156,26 @@ async function setUp(context: BenchContext, count: number, label: string): Promi
           status: granted.response.status,
           body: granted.error,
         });
+      }
+    });
+    // A little usage history per customer before the statistics are taken, so that the plans
+    // are those of a running system rather than of an empty ledger (as in credits.ts).
+    const history = customers.flatMap((customer) =>
+      Array.from({ length: HISTORY_PER_CUSTOMER }, (_, k) => ({
+        customer,
+        amount: 1,
+        idempotencyKey: `bench-history:${k}`,
+      }))
+    );
+    const calls = Array.from(
+      { length: Math.ceil(history.length / 1000) },
+      (_, n) => history.slice(n * 1000, (n + 1) * 1000),
+    );
+    await eachConcurrently(calls, 4, async (events) => {
+      const sent = await tally.usageBatch(events);
+      const results = sent.data?.results ?? [];
+      if (results.length !== events.length || results.some((r) => r.status !== "ok")) {
+        throw unexpected("history batch", { status: sent.response.status, body: sent.error });
       }
     });
     await db.sql`vacuum analyze`;
@@ -189,8 +213,10 @@ async function runPhase(
   await Promise.all(Array.from({ length: clients }, async (_, client) => {
     for (let call = 0; performance.now() < stopAt; call++) {
       const before = performance.now();
-      operations += await step(client, call);
+      // Awaited before the sum: `operations += await ...` would add to a stale value.
+      const done = await step(client, call);
       const after = performance.now();
+      operations += done;
       latencies.push(after - before);
       if (after > ended) ended = after;
     }
@@ -202,12 +228,10 @@ async function runPhase(
   };
 }
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, STATS_SETTLE_MS));
-
 /**
- * Warm-up, then the measured phase between two readings of the counters (each after a pause,
- * so that every backend has reported), with the context lines. Answers the measured phase and
- * the operations of both phases (for the books).
+ * Warm-up, then the measured phase between two readings of the counters, with the context lines.
+ * Answers the measured phase and the operations of both phases (for the books). The server is
+ * stopped after the measured phase: its backends report their last counters as they exit.
  */
 async function measure(
   setup: Setup,
@@ -219,14 +243,20 @@ async function measure(
 ): Promise<{ measured: Phase; total: number }> {
   const loadBefore = await loadAverage();
   const warmup = await runPhase(clients, WARMUP_SECONDS, (c, n) => step("w", c, n));
-  await settle();
+  await new Promise((resolve) => setTimeout(resolve, STATS_IDLE_FLUSH_MS));
   const before = await counters(setup.db.sql, setup.server.pid);
+  const waits = sampleWaits(setup.db.url);
   const measured = await runPhase(clients, seconds, (c, n) => step("m", c, n));
   const connections = await connectionsTo(setup.server.port);
-  await settle();
-  const after = await counters(setup.db.sql, setup.server.pid);
+  const atEnd = await counters(setup.db.sql, setup.server.pid);
+  const waited = await waits.stop();
+  await setup.server.stop();
+  const after = { ...atEnd, ...await databaseCountersAfterExit(setup.db.sql) };
+  // The sampler's readings are commits of this database too.
+  after.commits -= waited.queries;
   const lines = await costLines(setup.db.sql, label, unit, measured.operations, before, after);
   for (const line of lines) note(line);
+  note(`${label}: busy backends on average, by what they were doing: ${waited.summary}`);
   const l = measured.latencies;
   note(
     `${label}: ${measured.latencies.length} requests in ${measured.seconds.toFixed(1)} s after ` +
@@ -287,7 +317,7 @@ function assertBooks(label: string, check: BookCheck, customers: number, usages:
   }
   note(
     `${label}: books agree for all ${customers} customers (balance = ledger = open grants), ` +
-      `${usages} usage entries = ok answers`,
+      `${usages} usage entries = ok answers (with the setup's history)`,
   );
 }
 
@@ -319,7 +349,12 @@ async function apiConsume(context: BenchContext): Promise<void> {
     );
     report("api_consume_per_s", measured.operations / measured.seconds, "ops/s");
     report("api_consume_p99_ms", percentile(measured.latencies, 0.99), "ms");
-    assertBooks("api_consume", await checkBooks(setup.db.sql), CONSUME_CUSTOMERS, total);
+    assertBooks(
+      "api_consume",
+      await checkBooks(setup.db.sql),
+      CONSUME_CUSTOMERS,
+      total + CONSUME_CUSTOMERS * HISTORY_PER_CUSTOMER,
+    );
   } finally {
     await tearDown(setup);
   }
@@ -365,7 +400,12 @@ async function batchConsume(context: BenchContext): Promise<void> {
         } ms`,
     );
     report("batch_consume_per_s", measured.operations / measured.seconds, "events/s");
-    assertBooks("batch_consume", await checkBooks(setup.db.sql), BATCH_CUSTOMERS, total);
+    assertBooks(
+      "batch_consume",
+      await checkBooks(setup.db.sql),
+      BATCH_CUSTOMERS,
+      total + BATCH_CUSTOMERS * HISTORY_PER_CUSTOMER,
+    );
   } finally {
     await tearDown(setup);
   }
@@ -401,14 +441,20 @@ async function reserveSettle(context: BenchContext): Promise<void> {
       },
     );
     report("reserve_settle_per_s", measured.operations / measured.seconds, "pairs/s");
-    assertBooks("reserve_settle", await checkBooks(setup.db.sql), PAIR_CUSTOMERS, total);
+    assertBooks(
+      "reserve_settle",
+      await checkBooks(setup.db.sql),
+      PAIR_CUSTOMERS,
+      total + PAIR_CUSTOMERS * HISTORY_PER_CUSTOMER,
+    );
     const [holds] = await setup.db.sql<{ settled: number; other: number; spent: number }[]>`
       select count(*) filter (where status = 'settled' and settled_amount = ${SETTLED})::int
                as settled,
              count(*) filter (where status <> 'settled' or settled_amount <> ${SETTLED})::int
                as other,
              (select coalesce(-sum(amount), 0)::int from credits.ledger
-               where kind = 'usage') as spent
+               where kind = 'usage'
+                 and coalesce(idempotency_key, '') not like 'bench-history:%') as spent
         from credits.reservations`;
     if (holds.settled !== total || holds.other !== 0 || holds.spent !== total * SETTLED) {
       throw new Error(

@@ -3,7 +3,7 @@
 // a run read from the machine and the database: CPU time of the server, of the bench process and
 // of the database backends (/proc), and the database's own counters (commits, rows written, WAL,
 // time spent in statements and in each function).
-import type { Sql } from "../../db/client.ts";
+import { connect, type Sql } from "../../db/client.ts";
 import { startTaskArgs } from "./webhook.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -162,22 +162,99 @@ export async function counters(sql: Sql, serverPid: number): Promise<Counters> {
     otherCommits: row.other,
     functions,
     backendCpu,
-    serverCpu: await cpuSeconds(serverPid),
+    serverCpu: serverPid > 0 ? await cpuSeconds(serverPid) : 0,
     benchCpu: await cpuSeconds("self"),
   };
 }
 
 /**
- * A backend reports its counters when it goes idle, at most once a second (PostgreSQL 15), so
- * reading them right after the load would miss up to a second of it: the load pauses this long
- * before each reading.
+ * PostgreSQL 15's backends report their counters at most once a second while busy, and an idle
+ * backend holding unreported counters reports them 10 s later (PGSTAT_IDLE_INTERVAL): the first
+ * reading waits that long after the warm-up, so that none of it counts in the run. The second is
+ * taken once the server has stopped: a backend reports everything as it exits.
  */
-export const STATS_SETTLE_MS = 1_500;
+export const STATS_IDLE_FLUSH_MS = 10_500;
 
-async function walBytes(sql: Sql, from: string, to: string): Promise<number> {
-  const [{ bytes }] = await sql<{ bytes: number }[]>`
-    select pg_wal_lsn_diff(${to}::pg_lsn, ${from}::pg_lsn)::float8 as bytes`;
-  return bytes;
+/** The database's counters once the server's backends have exited (see STATS_IDLE_FLUSH_MS). */
+export async function databaseCountersAfterExit(
+  sql: Sql,
+): Promise<Omit<Counters, "at" | "walLsn" | "backendCpu" | "serverCpu" | "benchCpu">> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const [{ others }] = await sql<{ others: number }[]>`
+      select count(*)::int as others from pg_stat_activity
+       where datname = current_database() and pid <> pg_backend_pid()`;
+    if (others === 0 || Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  // The bench's own connections: a fresh one reads what every exited backend reported.
+  const { commits, rollbacks, rowsInserted, rowsUpdated, activeMs, otherCommits, functions } =
+    await counters(sql, 0);
+  return { commits, rollbacks, rowsInserted, rowsUpdated, activeMs, otherCommits, functions };
+}
+
+/**
+ * The WAL written between two positions: the whole server's (pg_wal_lsn_diff), and this
+ * database's alone when pg_waldump can read the server's WAL (a local server): the records that
+ * touch its relations, and the commit records of their transactions. Other databases' work on a
+ * shared server (tests cloning templates, say) otherwise counts in the first figure.
+ */
+async function walBytes(
+  sql: Sql,
+  from: string,
+  to: string,
+): Promise<{ server: number; own: number | null }> {
+  const [row] = await sql<
+    { bytes: number; oid: number; bindir: string | null; datadir: string | null }[]
+  >`
+    select pg_wal_lsn_diff(${to}::pg_lsn, ${from}::pg_lsn)::float8 as bytes,
+           (select oid::int from pg_database where datname = current_database()) as oid,
+           (select setting from pg_config where name = 'BINDIR') as bindir,
+           current_setting('data_directory', true) as datadir`.catch(async () =>
+    await sql<{ bytes: number; oid: number; bindir: null; datadir: null }[]>`
+      select pg_wal_lsn_diff(${to}::pg_lsn, ${from}::pg_lsn)::float8 as bytes, 0 as oid,
+             null as bindir, null as datadir`
+  );
+  if (!row.bindir || !row.datadir) return { server: row.bytes, own: null };
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(`${row.bindir}/pg_waldump`, {
+      args: ["-p", `${row.datadir}/pg_wal`, "-s", from, "-e", to],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch {
+    return { server: row.bytes, own: null };
+  }
+  const ours = `/${row.oid}/`;
+  const transactions = new Set<string>();
+  let own = 0;
+  let records = 0;
+  let rest = "";
+  const take = (line: string) => {
+    const record = /len \(rec\/tot\):\s*\d+\/\s*(\d+), tx:\s*(\d+)/.exec(line);
+    if (!record) return;
+    records++;
+    const [, length, tx] = record;
+    const touches = [...line.matchAll(/rel (\d+\/\d+\/)\d+/g)];
+    if (touches.some((m) => `/${m[1].split("/")[1]}/` === ours)) {
+      own += Number(length);
+      if (tx !== "0") transactions.add(tx);
+    } else if (touches.length === 0 && transactions.has(tx)) {
+      own += Number(length); // the commit record of one of its transactions
+    }
+  };
+  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    const lines = (rest + chunk).split("\n");
+    rest = lines.pop() ?? "";
+    for (const line of lines) take(line);
+  }
+  take(rest);
+  const problem = await new Response(child.stderr).text();
+  await child.status;
+  if (records === 0) console.error(`pg_waldump read no records: ${problem.split("\n")[0]}`);
+  return { server: row.bytes, own: records > 0 ? own : null };
 }
 
 /**
@@ -211,7 +288,11 @@ export async function costLines(
     `${label}: ${count} ${unit}s; per ${unit}: ${fixed(per(commits), 3)} commits ` +
     `(= top-level statements), ${fixed(per(functionCalls))} function calls, ` +
     `${fixed(per(after.rowsInserted - before.rowsInserted))} rows inserted + ` +
-    `${fixed(per(after.rowsUpdated - before.rowsUpdated))} updated, ${Math.round(per(wal))} B WAL` +
+    `${fixed(per(after.rowsUpdated - before.rowsUpdated))} updated, ` +
+    (wal.own === null
+      ? `${Math.round(per(wal.server))} B WAL (the whole server's)`
+      : `${Math.round(per(wal.own))} B WAL (pg_waldump, this database; the whole server wrote ` +
+        `${Math.round(per(wal.server))} B per ${unit})`) +
     (after.rollbacks > before.rollbacks
       ? `, ${after.rollbacks - before.rollbacks} rollbacks in all`
       : ""),
@@ -235,9 +316,47 @@ export async function costLines(
   const others = after.otherCommits - before.otherCommits;
   if (others > 0) {
     lines.push(
-      `${label}: the server's other databases committed ${others} transactions meanwhile ` +
-        `(the WAL figure is the whole server's)`,
+      `${label}: the server's other databases committed ${others} transactions meanwhile`,
     );
   }
   return lines;
+}
+
+/**
+ * Samples what the database's busy backends are doing (pg_stat_activity, every `everyMs`) until
+ * stopped: statement time above CPU time is waiting, and this says on what. Answers the share of
+ * samples per state and wait event ("active CPU" when a backend runs without waiting).
+ */
+export function sampleWaits(
+  url: string,
+  everyMs = 20,
+): { stop(): Promise<{ summary: string; queries: number }> } {
+  // A connection of its own, closed at the end: it then reports its counters as it exits.
+  const sql = connect(url, { max: 1 });
+  const seen = new Map<string, number>();
+  let samples = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const rows = await sql<{ what: string }[]>`
+        select case when state = 'active' and wait_event is null then 'active CPU'
+                    else state || coalesce(' ' || wait_event_type || ':' || wait_event, '') end
+                 as what
+          from pg_stat_activity
+         where datname = current_database() and pid <> pg_backend_pid() and state <> 'idle'`;
+      samples++;
+      for (const { what } of rows) seen.set(what, (seen.get(what) ?? 0) + 1);
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      await sql.end();
+      const summary = [...seen].sort((a, b) => b[1] - a[1]).slice(0, 6)
+        .map(([what, count]) => `${what} ${(count / samples).toFixed(2)}`).join(", ");
+      return { summary, queries: samples };
+    },
+  };
 }
