@@ -22,6 +22,7 @@ import {
   percentile,
   report,
 } from "./harness.ts";
+import { profiling, startProfiler } from "./api_profile.ts";
 import {
   connectionsTo,
   costLines,
@@ -138,7 +139,7 @@ async function setUp(context: BenchContext, count: number, label: string): Promi
       scopes: ["read", "write"],
       createdBy: null,
     });
-    server = await startServer(db.url);
+    server = await startServer(db.url, { inspect: profiling });
     // No retries: a 503 or a lost connection is a failure of the run, not something to hide.
     const tally = createTallyClient({ baseUrl: server.baseUrl, apiKey: key, retries: 0 });
     const customers = Array.from({ length: count }, (_, n) => `bench_${label}_${n}`);
@@ -246,7 +247,9 @@ async function measure(
   await new Promise((resolve) => setTimeout(resolve, STATS_IDLE_FLUSH_MS));
   const before = await counters(setup.db.sql, setup.server.pid);
   const waits = sampleWaits(setup.db.url);
+  const profiler = setup.server.inspectPort ? await startProfiler(setup.server.inspectPort) : null;
   const measured = await runPhase(clients, seconds, (c, n) => step("m", c, n));
+  const profile = await profiler?.stop(label) ?? [];
   const connections = await connectionsTo(setup.server.port);
   const atEnd = await counters(setup.db.sql, setup.server.pid);
   const waited = await waits.stop();
@@ -257,6 +260,7 @@ async function measure(
   const lines = await costLines(setup.db.sql, label, unit, measured.operations, before, after);
   for (const line of lines) note(line);
   note(`${label}: busy backends on average, by what they were doing: ${waited.summary}`);
+  for (const line of profile) note(line);
   const l = measured.latencies;
   note(
     `${label}: ${measured.latencies.length} requests in ${measured.seconds.toFixed(1)} s after ` +

@@ -14,6 +14,8 @@ export type ServerProcess = {
   baseUrl: string;
   port: number;
   pid: number;
+  /** The V8 inspector's port when started with one (BENCH_PROFILE=1, api_profile.ts). */
+  inspectPort?: number;
   stop(): Promise<void>;
 };
 
@@ -25,10 +27,16 @@ function freePort(): number {
 }
 
 /** Starts main.ts on `databaseUrl` (scheduler off) and waits until it answers. */
-export async function startServer(databaseUrl: string): Promise<ServerProcess> {
+export async function startServer(
+  databaseUrl: string,
+  options: { inspect?: boolean } = {},
+): Promise<ServerProcess> {
   const port = freePort();
+  const args = await startTaskArgs();
+  const inspectPort = options.inspect ? freePort() : undefined;
+  if (inspectPort) args.splice(1, 0, `--inspect=127.0.0.1:${inspectPort}`);
   const child = new Deno.Command(Deno.execPath(), {
-    args: await startTaskArgs(),
+    args,
     cwd: ROOT,
     env: { DATABASE_URL: databaseUrl, PORT: String(port), SCHEDULER: "off", RUST_BACKTRACE: "0" },
     stdin: "null",
@@ -51,7 +59,9 @@ export async function startServer(databaseUrl: string): Promise<ServerProcess> {
       // The one /api/v1 route without a key; the first call also builds the document.
       const response = await fetch(`http://127.0.0.1:${port}/api/v1/openapi.json`);
       await response.body?.cancel();
-      if (response.ok) return { baseUrl: `http://127.0.0.1:${port}`, port, pid: child.pid, stop };
+      if (response.ok) {
+        return { baseUrl: `http://127.0.0.1:${port}`, port, pid: child.pid, inspectPort, stop };
+      }
     } catch {
       // not listening yet
     }
