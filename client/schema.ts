@@ -55,6 +55,15 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description unavailable: the database is unreachable; retry (Retry-After) */
         503: {
           headers: {
@@ -127,8 +136,35 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description request_timeout: the body did not arrive in time */
+        408: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description a conflict (email_taken, source_key_taken, reservation_closed, idempotency_key_reused) */
         409: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description payload_too_large: a body over 1 MB */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
           headers: {
             [name: string]: unknown;
           };
@@ -202,6 +238,15 @@ export interface paths {
         };
         /** @description customer_not_found, or not_found for an unknown reservation, usage or price */
         404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
           headers: {
             [name: string]: unknown;
           };
@@ -305,6 +350,15 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description unavailable: the database is unreachable; retry (Retry-After) */
         503: {
           headers: {
@@ -375,6 +429,15 @@ export interface paths {
         };
         /** @description customer_not_found, or not_found for an unknown reservation, usage or price */
         404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
           headers: {
             [name: string]: unknown;
           };
@@ -473,6 +536,33 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description request_timeout: the body did not arrive in time */
+        408: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description payload_too_large: a body over 1 MB */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description unavailable: the database is unreachable; retry (Retry-After) */
         503: {
           headers: {
@@ -549,6 +639,15 @@ export interface paths {
         };
         /** @description customer_not_found, or not_found for an unknown reservation, usage or price */
         404: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
           headers: {
             [name: string]: unknown;
           };
@@ -652,8 +751,35 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description request_timeout: the body did not arrive in time */
+        408: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description a conflict (email_taken, source_key_taken, reservation_closed, idempotency_key_reused) */
         409: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description payload_too_large: a body over 1 MB */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
           headers: {
             [name: string]: unknown;
           };
@@ -757,8 +883,35 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description request_timeout: the body did not arrive in time */
+        408: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description a conflict (email_taken, source_key_taken, reservation_closed, idempotency_key_reused) */
         409: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description payload_too_large: a body over 1 MB */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
           headers: {
             [name: string]: unknown;
           };
@@ -871,8 +1024,35 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description request_timeout: the body did not arrive in time */
+        408: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description a conflict (email_taken, source_key_taken, reservation_closed, idempotency_key_reused) */
         409: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description payload_too_large: a body over 1 MB */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
           headers: {
             [name: string]: unknown;
           };
@@ -967,6 +1147,15 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description request_timeout: the body did not arrive in time */
+        408: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description a conflict (email_taken, source_key_taken, reservation_closed, idempotency_key_reused) */
         409: {
           headers: {
@@ -976,8 +1165,26 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description payload_too_large: a body over 1 MB */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description exceeds_reservation or exceeds_usage */
         422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
           headers: {
             [name: string]: unknown;
           };
@@ -1077,6 +1284,15 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description unavailable: the database is unreachable; retry (Retry-After) */
         503: {
           headers: {
@@ -1164,6 +1380,15 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description request_timeout: the body did not arrive in time */
+        408: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description a conflict (email_taken, source_key_taken, reservation_closed, idempotency_key_reused) */
         409: {
           headers: {
@@ -1173,8 +1398,26 @@ export interface paths {
             "application/json": components["schemas"]["Error"];
           };
         };
+        /** @description payload_too_large: a body over 1 MB */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
         /** @description exceeds_reservation or exceeds_usage */
         422: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
           headers: {
             [name: string]: unknown;
           };
@@ -1251,6 +1494,33 @@ export interface paths {
         };
         /** @description forbidden: a read key on anything but GET */
         403: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description request_timeout: the body did not arrive in time */
+        408: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description payload_too_large: a body over 1 MB */
+        413: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description internal: an unexpected fault (logged), or the payment provider refused */
+        500: {
           headers: {
             [name: string]: unknown;
           };

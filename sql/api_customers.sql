@@ -42,20 +42,28 @@ $$;
 -- api._customer_body(p_user_id, p_now) -> {id, externalId, email, plan, balance, reserved}
 -- plan and balance as app.me (GET /api/me) answers them; reserved: credits.reserved. Reads only.
 create function api._customer_body(p_user_id uuid, p_now timestamptz) returns jsonb
-language sql stable
+language plpgsql stable
 as $$
+begin
+  return (
   select jsonb_build_object('id', u.id, 'externalId', u.external_id, 'email', u.email,
-                            'plan', m -> 'plan', 'balance', m -> 'balance',
-                            'reserved', credits.reserved(u.id, p_now))
-    from app.users u cross join lateral app.me(u.id, p_now) m
-   where u.id = p_user_id
+                              'plan', m -> 'plan', 'balance', m -> 'balance',
+                              'reserved', credits.reserved(u.id, p_now))
+      from app.users u cross join lateral app.me(u.id, p_now) m
+     where u.id = p_user_id);
+end
 $$;
 
 -- api.customer(p_external_id, p_now) -> the customer body (api._customer_body).
 -- Errors: CU001 for an unknown externalId. Reads only.
 create function api.customer(p_external_id text, p_now timestamptz default now()) returns jsonb
-language sql stable
-as $$ select api._customer_body(api.customer_user(p_external_id), p_now) $$;
+language plpgsql stable
+as $$
+begin
+  return (
+  select api._customer_body(api.customer_user(p_external_id), p_now));
+end
+$$;
 
 -- api.put_customer(p_external_id, p_email, p_name, p_now)
 --   -> {created, customer: the customer body}

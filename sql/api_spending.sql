@@ -32,9 +32,15 @@ $$;
 --   feature). The batch route answers the last three as "invalid".
 -- Idempotency key: (customer, idempotencyKey), as credits.consume_batch.
 -- Locks: credits.consume_batch's (the customers' balance rows in user_id order, then grants).
+-- plpgsql rather than sql: its statement's plan is kept for the session, not made per call.
 create function api.usage_batch(p_events jsonb, p_now timestamptz default now()) returns jsonb
-language sql
+language plpgsql
+-- One plan for every call: planning these statements anew per call cost more than running
+-- them (custom plans gain nothing here: the events are one parameter whatever they hold).
+set plan_cache_mode = force_generic_plan
 as $$
+begin
+  return (
   with ev as (
     select t.n, t.e, u.id as user_id, f.credits as feature_credits,
            case when jsonb_typeof(t.e -> 'quantity') = 'number'
@@ -42,7 +48,10 @@ as $$
                 then (t.e ->> 'quantity')::numeric
                 when t.e -> 'quantity' is null then 1 end as quantity
       from jsonb_array_elements(p_events) with ordinality as t (e, n)
-      left join app.users u on u.external_id = t.e ->> 'customer'
+      -- Lateral with a limit (not flattened into a join): an index probe per event, never a
+      -- scan of all users, whatever the statistics say.
+      left join lateral (select x.id from app.users x where x.external_id = t.e ->> 'customer'
+                          limit 1) u on true
       left join billing.features f on f.id = t.e ->> 'feature' and f.active
   ), judged as (
     select ev.*,
@@ -75,7 +84,8 @@ as $$
            'usageId', case when r.refused is null then c.usage_id end))
          order by r.n), '[]')
     from resolved r
-    join consumed c on c.n = r.n
+    join consumed c on c.n = r.n);
+end
 $$;
 
 -- api.reserve(p_external_id, p_amount, p_feature, p_quantity, p_idempotency_key, p_ttl_seconds,
@@ -114,17 +124,25 @@ $$;
 create function api.settle(p_reservation_id bigint, p_amount bigint,
                            p_description text default null, p_now timestamptz default now())
 returns jsonb
-language sql
+language plpgsql
 as $$
+begin
+  return (
   select jsonb_build_object('balance', s.balance, 'usageId', s.usage_id, 'settled', s.settled)
-    from credits.settle(p_reservation_id, p_amount, p_description, p_now) s
+      from credits.settle(p_reservation_id, p_amount, p_description, p_now) s);
+end
 $$;
 
 -- api.release(p_reservation_id, p_now) -> {"balance"}: credits.release. Errors: CR007, CR004.
 create function api.release(p_reservation_id bigint, p_now timestamptz default now())
 returns jsonb
-language sql
-as $$ select jsonb_build_object('balance', credits.release(p_reservation_id, p_now)) $$;
+language plpgsql
+as $$
+begin
+  return (
+  select jsonb_build_object('balance', credits.release(p_reservation_id, p_now)));
+end
+$$;
 
 -- api.refund_usage(p_usage_id, p_amount, p_idempotency_key, p_now) -> {"refunded", "balance"}:
 --   credits.refund_usage (p_amount null: all the usage has left to give back). Errors: CR007,
@@ -132,10 +150,13 @@ as $$ select jsonb_build_object('balance', credits.release(p_reservation_id, p_n
 create function api.refund_usage(p_usage_id bigint, p_amount bigint, p_idempotency_key text,
                                  p_now timestamptz default now())
 returns jsonb
-language sql
+language plpgsql
 as $$
+begin
+  return (
   select jsonb_build_object('refunded', r.refunded, 'balance', r.balance)
-    from credits.refund_usage(p_usage_id, p_amount, p_idempotency_key, null, p_now) r
+      from credits.refund_usage(p_usage_id, p_amount, p_idempotency_key, null, p_now) r);
+end
 $$;
 
 -- api.balance_at(p_external_id, p_at, p_now) -> {"balance", "reserved", "at"}: credits.balance_at
@@ -143,9 +164,12 @@ $$;
 create function api.balance_at(p_external_id text, p_at timestamptz,
                                p_now timestamptz default now())
 returns jsonb
-language sql stable
+language plpgsql stable
 as $$
+begin
+  return (
   select jsonb_build_object('balance', b.balance, 'reserved', b.reserved,
-                            'at', app.iso(coalesce(p_at, p_now)))
-    from credits.balance_at(api.customer_user(p_external_id), coalesce(p_at, p_now), p_now) b
+                              'at', app.iso(coalesce(p_at, p_now)))
+      from credits.balance_at(api.customer_user(p_external_id), coalesce(p_at, p_now), p_now) b);
+end
 $$;

@@ -12,14 +12,17 @@ as $$ select to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $
 -- email is null for an API customer created without one (CONTRACT.md section 8).
 -- Reads only. Errors: 23503 for an unknown user.
 create function app.me(p_user_id uuid, p_now timestamptz default now()) returns jsonb
-language sql stable
+language plpgsql stable
 as $$
+begin
+  return (
   select jsonb_build_object(
-           'id', u.id, 'email', u.email,
-           'plan', (select jsonb_build_object('id', p.plan_id, 'kind', p.kind, 'status', p.status,
-                                              'renewsAt', app.iso(p.renews_at))
-                      from billing.plan_of(u.id, p_now) p),
-           'balance', credits.balance(u.id, p_now))
-    from app.users u
-   where u.id = p_user_id
+             'id', u.id, 'email', u.email,
+             'plan', (select jsonb_build_object('id', p.plan_id, 'kind', p.kind, 'status', p.status,
+                                                'renewsAt', app.iso(p.renews_at))
+                        from billing.plan_of(u.id, p_now) p),
+             'balance', credits.balance(u.id, p_now))
+      from app.users u
+     where u.id = p_user_id);
+end
 $$;

@@ -23,6 +23,9 @@
 create function credits.consume_batch(p_events jsonb, p_now timestamptz default now())
 returns table (n integer, status text, balance bigint, usage_id bigint)
 language plpgsql
+-- One plan for every call: planning these statements anew per call cost more than running
+-- them (custom plans gain nothing here: the events are one parameter whatever they hold).
+set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare
@@ -55,60 +58,79 @@ begin
                  and (t.e ->> 'amount') ~ '^[1-9][0-9]{0,17}$'
                 then (t.e ->> 'amount')::bigint end as amount
       from jsonb_array_elements(p_events) with ordinality as t (e, n)
-  ), ranked as (
-    select ev.*,
-           row_number() over (partition by ev.user_id, ev.key,
-                                           ev.user_id = any (v_users) and ev.amount is not null
-                              order by ev.n) as dup,
-           ev.user_id = any (v_users) as known,
+  ), checked as (
+    select ev.*, b.balance as start, b.user_id is not null as known,
            ev.amount is not null and coalesce(ev.key, '') <> '' as valid
       from ev
+      left join lateral (select x.user_id, x.balance from credits.balances x
+                          where x.user_id = ev.user_id limit 1) b on true
   ), prior as (
-    select r.n, l.id, -l.amount as amount, l.balance_after
-      from ranked r
-      join credits.ledger l
-        on l.user_id = r.user_id and l.kind = 'usage' and l.idempotency_key = r.key
-     where r.dup = 1 and r.known and r.valid
+    select c.*, l.id as prior_id, -l.amount as prior_amount, l.balance_after as prior_balance
+      from checked c
+      -- Lateral with a limit (which keeps the planner from turning it back into a join): one
+      -- probe of ledger_spend_key per event, whatever the statistics say (the join was planned
+      -- as a scan of every usage entry on a table not yet analyzed).
+      left join lateral (
+        select x.id, x.amount, x.balance_after from credits.ledger x
+         where x.user_id = c.user_id and x.kind = 'usage' and x.idempotency_key = c.key
+         limit 1) l
+        on c.known and c.valid
+  ), ranked as (
+    -- The first event of each (user, key) is the one that counts (dup = 1); a key used before
+    -- this call answers its first result. Later events with the key answer what the first got.
+    select p.*,
+           row_number() over w as dup,
+           first_value(p.amount) over w as first_amount,
+           first_value(p.prior_id) over w as first_prior_id,
+           first_value(p.prior_amount) over w as first_prior_amount,
+           first_value(p.prior_balance) over w as first_prior_balance
+      from prior p
+    window w as (partition by p.user_id, p.key, p.known and p.valid order by p.n)
   ), sums as (
-    select r.user_id, r.n, r.amount, r.key, r.description, b.balance as start,
+    select r.user_id, r.n, r.amount, r.key, r.description, r.start,
            sum(r.amount) over (partition by r.user_id order by r.n) as cum,
            row_number() over (partition by r.user_id order by r.n) as k
       from ranked r
-      join credits.balances b on b.user_id = r.user_id
-     where r.dup = 1 and r.known and r.valid and not exists (select 1 from prior p where p.n = r.n)
-  ), tight as (
-    -- Users whose events do not all fit: only these need the event-by-event walk.
-    select s.* from sums s
-     where s.user_id in (select x.user_id from sums x where x.cum > x.start)
+     where r.dup = 1 and r.known and r.valid and r.prior_id is null
+  ), flagged as (
+    -- Users whose events do not all fit need the event-by-event walk; the others take all.
+    select s.*, max(s.cum - s.start) over (partition by s.user_id) > 0 as tight from sums s
   ), walk (user_id, k, n, ok, room) as (
-    select s.user_id, s.k, s.n, s.amount <= s.start,
-           s.start - case when s.amount <= s.start then s.amount else 0 end
-      from tight s where s.k = 1
+    select f.user_id, f.k, f.n, f.amount <= f.start,
+           f.start - case when f.amount <= f.start then f.amount else 0 end
+      from flagged f where f.tight and f.k = 1
     union all
-    select s.user_id, s.k, s.n, s.amount <= w.room,
-           w.room - case when s.amount <= w.room then s.amount else 0 end
-      from walk w join tight s on s.user_id = w.user_id and s.k = w.k + 1
+    select f.user_id, f.k, f.n, f.amount <= w.room,
+           w.room - case when f.amount <= w.room then f.amount else 0 end
+      from walk w join flagged f on f.user_id = w.user_id and f.k = w.k + 1 and f.tight
   ), applied as (
-    select s.user_id, s.n, s.amount, s.key, s.description, s.start,
-           sum(s.amount) over (partition by s.user_id order by s.n) as upto
-      from sums s
-     where not exists (select 1 from tight x where x.n = s.n)
-        or exists (select 1 from walk w where w.n = s.n and w.ok)
-  ), spendable as (
-    select g.user_id, g.id, g.remaining,
-           sum(g.remaining) over (partition by g.user_id order by g.expires_at nulls last, g.id)
-             as upto
-      from credits.grants g
-     where g.user_id = any (v_users) and g.expired_at is null and g.remaining > 0
-       and (g.expires_at is null or g.expires_at > p_now)
+    select f.user_id, f.n, f.amount, f.key, f.description, f.start,
+           sum(f.amount) over (partition by f.user_id order by f.n) as upto
+      from flagged f
+      left join walk w on w.n = f.n
+     where not f.tight or w.ok
   ), draws as (
     -- The event's credits are the interval (upto - amount, upto] of its user's applied running
-    -- total; a grant's are (upto - remaining, upto] of the running total of spendable grants.
+    -- total; a grant's are (upto - remaining, upto] of the running total of the user's spendable
+    -- grants in spending order. Each event reads only its own user's grants (an index range), so
+    -- the cost grows with the events, whatever the plan's row estimates say.
     select a.user_id, a.n, s.id as grant_id, s.upto as grant_upto,
            least(a.upto, s.upto) - greatest(a.upto - a.amount, s.upto - s.remaining) as take
       from applied a
-      join spendable s
-        on s.user_id = a.user_id and s.upto - s.remaining < a.upto and s.upto > a.upto - a.amount
+     cross join lateral (
+       select g.id, g.remaining,
+              sum(g.remaining) over (order by g.expires_at nulls last, g.id) as upto
+         from credits.grants g
+        where g.user_id = a.user_id and g.expired_at is null and g.remaining > 0
+          and (g.expires_at is null or g.expires_at > p_now)) s
+     where s.upto - s.remaining < a.upto and s.upto > a.upto - a.amount
+  ), draws_by_event as (
+    -- One JSON object keyed by event position: looked up per event, never joined (a join of
+    -- two CTEs is planned on guessed row counts and became a nested loop over all of them).
+    select jsonb_object_agg(x.n::text, x.draws) as map
+      from (select d.n, jsonb_agg(jsonb_build_object('grant', d.grant_id, 'amount', d.take)
+                                  order by d.grant_upto) as draws
+              from draws d group by d.n) x
   ), taken as (
     update credits.grants g
        set remaining = g.remaining - d.total
@@ -123,36 +145,38 @@ begin
   ), entries as (
     insert into credits.ledger
       (user_id, kind, amount, balance_after, description, created_at, idempotency_key, draws)
-    select a.user_id, 'usage', -a.amount, a.start - a.upto, a.description, p_now, a.key, d.draws
+    select a.user_id, 'usage', -a.amount, a.start - a.upto, a.description, p_now, a.key,
+           (select m.map from draws_by_event m) -> a.n::text
       from applied a
-      join (select d.user_id, d.n,
-                   jsonb_agg(jsonb_build_object('grant', d.grant_id, 'amount', d.take)
-                             order by d.grant_upto) as draws
-              from draws d group by d.user_id, d.n) d
-        on d.user_id = a.user_id and d.n = a.n
      order by a.user_id, a.n
     returning credits.ledger.id, credits.ledger.user_id, credits.ledger.idempotency_key,
               credits.ledger.balance_after
+  ), made as (
+    select jsonb_object_agg(e.user_id::text || ' ' || e.idempotency_key,
+                            jsonb_build_array(e.id, e.balance_after)) as map
+      from entries e
   )
   select r.n,
          case
            when not r.valid then 'invalid'
            when not r.known then 'unknown_user'
-           when r.amount <> first.amount then 'idempotency_key_reused'
-           when p.id is not null and p.amount <> first.amount then 'idempotency_key_reused'
-           when p.id is not null or e.id is not null then 'ok'
+           when r.amount <> r.first_amount then 'idempotency_key_reused'
+           when r.first_prior_id is not null and r.first_prior_amount <> r.first_amount
+             then 'idempotency_key_reused'
+           when r.first_prior_id is not null or e.made is not null then 'ok'
            else 'insufficient_credits'
          end,
-         case when r.amount = first.amount and (p.id is null or p.amount = first.amount)
-              then coalesce(p.balance_after, e.balance_after) end,
-         case when r.amount = first.amount and (p.id is null or p.amount = first.amount)
-              then coalesce(p.id, e.id) end
+         case when r.known and r.valid and r.amount = r.first_amount
+                   and (r.first_prior_id is null or r.first_prior_amount = r.first_amount)
+              then coalesce(r.first_prior_balance, (e.made ->> 1)::bigint) end,
+         case when r.known and r.valid and r.amount = r.first_amount
+                   and (r.first_prior_id is null or r.first_prior_amount = r.first_amount)
+              then coalesce(r.first_prior_id, (e.made ->> 0)::bigint) end
     from ranked r
-    left join ranked first
-      on first.user_id = r.user_id and first.key = r.key and first.dup = 1 and first.known
-     and first.valid
-    left join prior p on p.n = first.n
-    left join entries e on e.user_id = first.user_id and e.idempotency_key = first.key
+   cross join lateral (
+     select case when r.known and r.valid
+                 then (select m.map from made m) -> (r.user_id::text || ' ' || r.key) end as made
+   ) e
    order by r.n;
 end
 $$;

@@ -15,43 +15,53 @@
 --   grant), in the order they were taken. Reads only; the caller holds the balance-row lock.
 create function credits._live_holds(p_user_id uuid, p_reservation_id bigint, p_now timestamptz)
 returns table (grant_id bigint, amount bigint, "position" bigint)
-language sql stable
+language plpgsql stable
 as $$
+#variable_conflict use_column
+begin
+  return query
   select h."grant", h.amount, h.ord
-    from credits.reservations r
-   cross join lateral rows from (jsonb_to_recordset(r.holds) as ("grant" bigint, amount bigint))
-         with ordinality as h ("grant", amount, ord)
-    join credits.grants g on g.user_id = r.user_id and g.id = h."grant"
-   where r.user_id = p_user_id and r.id = p_reservation_id
-     and g.expired_at is null and (g.expires_at is null or g.expires_at > p_now)
+      from credits.reservations r
+     cross join lateral rows from (jsonb_to_recordset(r.holds) as ("grant" bigint, amount bigint))
+           with ordinality as h ("grant", amount, ord)
+      join credits.grants g on g.user_id = r.user_id and g.id = h."grant"
+     where r.user_id = p_user_id and r.id = p_reservation_id
+       and g.expired_at is null and (g.expires_at is null or g.expires_at > p_now);
+end
 $$;
 
 -- credits.reserved(p_user_id, p_now) -> the credits held at p_now: holds of open reservations
 --   whose expiresAt is later than p_now, on grants still live at p_now. Reads only. Errors none
 --   (an unknown user holds 0).
 create function credits.reserved(p_user_id uuid, p_now timestamptz default now()) returns bigint
-language sql stable
+language plpgsql stable
 as $$
+begin
+  return (
   select coalesce(sum(h.amount), 0)::bigint
-    from credits.reservations r
-   cross join lateral jsonb_to_recordset(r.holds) as h ("grant" bigint, amount bigint)
-    join credits.grants g on g.user_id = r.user_id and g.id = h."grant"
-   where r.user_id = p_user_id and r.status = 'open' and r.expires_at > p_now
-     and g.expired_at is null and (g.expires_at is null or g.expires_at > p_now)
+      from credits.reservations r
+     cross join lateral jsonb_to_recordset(r.holds) as h ("grant" bigint, amount bigint)
+      join credits.grants g on g.user_id = r.user_id and g.id = h."grant"
+     where r.user_id = p_user_id and r.status = 'open' and r.expires_at > p_now
+       and g.expired_at is null and (g.expires_at is null or g.expires_at > p_now));
+end
 $$;
 
 -- credits._due_holds(p_user_id, p_now) -> the credits that open reservations past their expiresAt
 --   still hold on grants live at p_now: spendable again, though the release is not yet recorded.
 --   Reads only (credits.balance adds it).
 create function credits._due_holds(p_user_id uuid, p_now timestamptz) returns bigint
-language sql stable
+language plpgsql stable
 as $$
+begin
+  return (
   select coalesce(sum(h.amount), 0)::bigint
-    from credits.reservations r
-   cross join lateral jsonb_to_recordset(r.holds) as h ("grant" bigint, amount bigint)
-    join credits.grants g on g.user_id = r.user_id and g.id = h."grant"
-   where r.user_id = p_user_id and r.status = 'open' and r.expires_at <= p_now
-     and g.expired_at is null and (g.expires_at is null or g.expires_at > p_now)
+      from credits.reservations r
+     cross join lateral jsonb_to_recordset(r.holds) as h ("grant" bigint, amount bigint)
+      join credits.grants g on g.user_id = r.user_id and g.id = h."grant"
+     where r.user_id = p_user_id and r.status = 'open' and r.expires_at <= p_now
+       and g.expired_at is null and (g.expires_at is null or g.expires_at > p_now));
+end
 $$;
 
 -- credits._release_due_locked(p_user_ids, p_now)
@@ -187,6 +197,9 @@ create function credits._close_reservation(p_reservation_id bigint, p_settle_amo
                                            out balance bigint, out usage_id bigint,
                                            out settled bigint)
 language plpgsql
+-- Its statements are all by user and id: one plan each for the session (planning them per call
+-- cost more than running them).
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_user uuid;
@@ -294,5 +307,10 @@ $$;
 --   without a settlement. Repeatable; CR004 after a settlement.
 create function credits.release(p_reservation_id bigint, p_now timestamptz default now())
 returns bigint
-language sql
-as $$ select c.balance from credits._close_reservation(p_reservation_id, null, null, p_now) c $$;
+language plpgsql
+as $$
+begin
+  return (
+  select c.balance from credits._close_reservation(p_reservation_id, null, null, p_now) c);
+end
+$$;

@@ -21,6 +21,9 @@ create function credits.refund_usage(p_usage_id bigint, p_amount bigint, p_idemp
                                      p_now timestamptz default now(),
                                      out refunded bigint, out balance bigint)
 language plpgsql
+-- Its statements are all by user and id: one plan each for the session (planning them per call
+-- cost more than running them).
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_user uuid;
@@ -101,20 +104,24 @@ $$;
 --   position is the draw's place in the usage. Reads only (the caller holds the balance lock).
 create function credits._refundable_draws(p_usage credits.ledger, p_now timestamptz)
 returns table (grant_id bigint, open bigint, "position" bigint)
-language sql stable
+language plpgsql stable
 as $$
+#variable_conflict use_column
+begin
+  return query
   with back as (
-    select x."grant", sum(x.amount) as amount
-      from credits.ledger l
-     cross join lateral jsonb_to_recordset(l.draws) as x ("grant" bigint, amount bigint)
-     where l.user_id = p_usage.user_id and l.origin_id = p_usage.id and l.kind = 'usage_refund'
-     group by x."grant"
-  )
-  select d."grant", d.amount - coalesce(b.amount, 0), d.ord
-    from rows from (jsonb_to_recordset(p_usage.draws) as ("grant" bigint, amount bigint))
-         with ordinality as d ("grant", amount, ord)
-    left join back b on b."grant" = d."grant"
-    join credits.grants g on g.user_id = p_usage.user_id and g.id = d."grant"
-   where g.expired_at is null and (g.expires_at is null or g.expires_at > p_now)
-     and d.amount - coalesce(b.amount, 0) > 0
+      select x."grant", sum(x.amount) as amount
+        from credits.ledger l
+       cross join lateral jsonb_to_recordset(l.draws) as x ("grant" bigint, amount bigint)
+       where l.user_id = p_usage.user_id and l.origin_id = p_usage.id and l.kind = 'usage_refund'
+       group by x."grant"
+    )
+    select d."grant", (d.amount - coalesce(b.amount, 0))::bigint, d.ord
+      from rows from (jsonb_to_recordset(p_usage.draws) as ("grant" bigint, amount bigint))
+           with ordinality as d ("grant", amount, ord)
+      left join back b on b."grant" = d."grant"
+      join credits.grants g on g.user_id = p_usage.user_id and g.id = d."grant"
+     where g.expired_at is null and (g.expires_at is null or g.expires_at > p_now)
+       and d.amount - coalesce(b.amount, 0) > 0;
+end
 $$;

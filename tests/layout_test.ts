@@ -5,7 +5,14 @@ import assert from "node:assert/strict";
 import { startTaskArgs } from "./bench/webhook.ts";
 
 const ROOT = new URL("..", import.meta.url);
-const ROOTS = ["main.ts", "app.ts", "tasks/users.ts", "db/migrate_cli.ts", "islands/client.ts"];
+const ROOTS = [
+  "main.ts",
+  "app.ts",
+  "tasks/users.ts",
+  "tasks/api_key.ts",
+  "db/migrate_cli.ts",
+  "islands/client.ts",
+];
 
 type Dependency = { code?: { specifier: string }; type?: { specifier: string } };
 type ModuleInfo = { specifier: string; dependencies?: Dependency[] };
@@ -116,7 +123,19 @@ function taskCommands(denoJson: string): Record<string, string> {
 
 Deno.test("deno.json: the contract's commands exist, and the deno run prefix is written once", async () => {
   const tasks = taskCommands(await Deno.readTextFile(new URL("deno.json", ROOT)));
-  for (const name of ["start", "test", "db:migrate", "users", "bench", "check", "build", "dev"]) {
+  for (
+    const name of [
+      "start",
+      "test",
+      "db:migrate",
+      "users",
+      "api-key",
+      "bench",
+      "check",
+      "build",
+      "dev",
+    ]
+  ) {
     assert.ok(tasks[name], `no task ${name}`);
   }
   const withPrefix = Object.keys(tasks).filter((name) =>

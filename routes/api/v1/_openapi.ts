@@ -61,15 +61,22 @@ const ERROR_DESCRIPTIONS = {
   403: "forbidden: a read key on anything but GET",
   404: "customer_not_found, or not_found for an unknown reservation, usage or price",
   409: "a conflict (email_taken, source_key_taken, reservation_closed, idempotency_key_reused)",
+  408: "request_timeout: the body did not arrive in time",
+  413: "payload_too_large: a body over 1 MB",
   422: "exceeds_reservation or exceeds_usage",
+  500: "internal: an unexpected fault (logged), or the payment provider refused",
   503: "unavailable: the database is unreachable; retry (Retry-After)",
 } as const;
 
 export type ErrorStatus = keyof typeof ERROR_DESCRIPTIONS;
 
-/** Error answers of a route, each with the shared error schema; 401 and 503 are always there. */
+/**
+ * Error answers of a route, each with the shared error schema; 400, 401, 500 and 503 are always
+ * there, and a route with a body (given 413) can also time out (408).
+ */
 export function errorAnswers<S extends ErrorStatus>(...statuses: S[]) {
-  const all = [...new Set<ErrorStatus>([400, 401, ...statuses, 503])].sort();
+  const withBody: ErrorStatus[] = statuses.includes(413 as S) ? [408] : [];
+  const all = [...new Set<ErrorStatus>([400, 401, ...statuses, ...withBody, 500, 503])].sort();
   return Object.fromEntries(all.map((status) => [status, {
     description: ERROR_DESCRIPTIONS[status],
     content: { "application/json": { schema: ErrorSchema } },

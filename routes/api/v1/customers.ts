@@ -146,7 +146,7 @@ customers.openapi(
     responses: {
       200: jsonAnswer(Customer, "updated (or linked an existing user by email)"),
       201: jsonAnswer(Customer, "created, with the sign-up grants"),
-      ...errorAnswers(403, 409),
+      ...errorAnswers(403, 409, 413),
     },
   }),
   async (c) => {
@@ -249,7 +249,7 @@ customers.openapi(
     request: { params: CustomerParams, body: jsonRequest(CheckoutBody) },
     responses: {
       200: jsonAnswer(Url, "the provider's checkout page"),
-      ...errorAnswers(403, 404),
+      ...errorAnswers(403, 404, 413),
     },
   }),
   async (c) => {
@@ -291,7 +291,7 @@ customers.openapi(
     responses: {
       200: jsonAnswer(Granted, "this sourceKey was granted before: the same grant"),
       201: jsonAnswer(Granted, "granted"),
-      ...errorAnswers(403, 404, 409),
+      ...errorAnswers(403, 404, 409, 413),
     },
   }),
   async (c) => {
@@ -315,7 +315,7 @@ customers.openapi(
     request: { params: CustomerParams, body: jsonRequest(ConsumeBody) },
     responses: {
       200: jsonAnswer(Consumed, "spent (or this key's first answer again)"),
-      ...errorAnswers(402, 403, 404, 409),
+      ...errorAnswers(402, 403, 404, 409, 413),
     },
   }),
   async (c) => {
@@ -343,7 +343,7 @@ customers.openapi(
     responses: {
       200: jsonAnswer(Reservation, "this idempotencyKey's reservation, made before"),
       201: jsonAnswer(Reservation, "held"),
-      ...errorAnswers(402, 403, 404, 409),
+      ...errorAnswers(402, 403, 404, 409, 413),
     },
   }),
   async (c) => {

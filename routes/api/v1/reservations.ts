@@ -38,7 +38,7 @@ reservations.openapi(
     request: { params: ReservationParams, body: jsonRequest(SettleBody) },
     responses: {
       200: jsonAnswer(Settled, "settled (or settled before with this amount)"),
-      ...errorAnswers(403, 404, 409, 422),
+      ...errorAnswers(403, 404, 409, 413, 422),
     },
   }),
   async (c) => {

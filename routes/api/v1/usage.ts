@@ -88,7 +88,7 @@ usage.openapi(
     request: { params: UsageParams, body: jsonRequest(RefundBody) },
     responses: {
       200: jsonAnswer(Refunded, "refunded (or this key's first answer again)"),
-      ...errorAnswers(403, 404, 409, 422),
+      ...errorAnswers(403, 404, 409, 413, 422),
     },
   }),
   async (c) => {
@@ -118,7 +118,7 @@ usage.openapi(
     },
     responses: {
       200: jsonAnswer(BatchAnswer, "one result per event, in the order sent"),
-      ...errorAnswers(403),
+      ...errorAnswers(403, 413),
     },
   }),
   async (c) => {

@@ -2,7 +2,7 @@
 // 404 customer_not_found on every customer route, the read bodies, grants and their replays, and
 // checkout and portal through the web code paths (provider stand-ins).
 import assert from "node:assert/strict";
-import { assertError } from "../../../helpers/http.ts";
+import { assertError, send } from "../../../helpers/http.ts";
 import { startCheckoutFixture } from "../../../helpers/provider_standins.ts";
 import { verifyEmail } from "../../../helpers/db.ts";
 import { Client } from "../../../helpers/server.ts";
@@ -235,4 +235,23 @@ Deno.test("checkout and portal for a customer go through the web's provider code
   } finally {
     await fx.close();
   }
+});
+
+Deno.test("a body that is not JSON answers 400 invalid_json; one not sent as JSON 400 invalid_request", async () => {
+  await withV1(async (v1) => {
+    const put = (body: string, type: string) =>
+      send(v1.server.baseUrl, "PUT", "/api/v1/customers/typed", {
+        headers: { authorization: `Bearer ${v1.writeKey}`, "content-type": type },
+        body,
+      });
+    assertError(await put("{", "application/json"), 400, "invalid_json");
+    assertError(await put('{"email": "a@b.co"}', "text/plain"), 400, "invalid_request");
+    assertError(
+      await put("email=a@b.co", "application/x-www-form-urlencoded"),
+      400,
+      "invalid_request",
+    );
+    assertError(await v1.call("GET", "/api/v1/customers/typed"), 404, "customer_not_found");
+    assert.equal((await put('{"email": "a@b.co"}', "application/json; charset=utf-8")).status, 201);
+  });
 });

@@ -83,7 +83,10 @@ Deno.test("every route but the document needs the key; every error answer has th
       }
       assert.deepEqual(operation.security, [{ bearerAuth: [] }], where);
       const statuses = Object.keys(operation.responses);
-      for (const status of ["400", "401"]) {
+      for (const status of ["400", "401", "500", "503"]) {
+        assert.ok(statuses.includes(status), `${where} ${status}`);
+      }
+      for (const status of operation.requestBody ? ["408", "413"] : []) {
         assert.ok(statuses.includes(status), `${where} ${status}`);
       }
       if (method !== "get") assert.ok(statuses.includes("403"), `${where} 403`);
