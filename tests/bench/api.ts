@@ -6,14 +6,15 @@
 //                                          call, 4 callers, 10,000 customers)
 //   reserve_settle_per_s                   reserve-then-settle pairs/s, 32 clients, 1,000 customers
 // Customers are made through PUT and given credits through POST .../grants, as an app would.
-// Each bench warms up, pauses so that the database's counters catch up, measures for
-// BENCH_CONSUME_SECONDS (default 10), pauses again, and prints what a request cost on the
+// Each customer also gets a little usage history, then VACUUM ANALYZE and CHECKPOINT. Each bench
+// warms up for 2 s, pauses so that the database's counters catch up, measures for
+// BENCH_CONSUME_SECONDS (default 10), stops the server, prints what a request cost on the
 // database and in CPU (api_server.ts), then checks the books and fails loudly if they disagree.
-// The setup's requests go through the typed client (client/tally.ts). The measured ones are
-// plain fetch with the same bodies: the typed client costs the bench process 25 to 35% more CPU
-// per request (openapi-fetch's Request building and the retry wrapper's body clone), which on
-// 2 shared cores lowered the figures by 5 to 12%; BENCH_API_CLIENT=typed measures through it.
-// Both reuse connections (keep-alive: one per client, as the context line shows).
+// Every request goes through the typed client (client/tally.ts); BENCH_API_CLIENT=fetch sends the
+// same bodies with plain fetch instead. The typed client costs the bench process about 10% more
+// CPU per consume and 40% more per reserve-and-settle pair (openapi-fetch's Request building and
+// the retry wrapper's body clone), but three interleaved rounds of each gave the same figures
+// within the machine's noise. Both reuse connections (keep-alive: one per client).
 import type { Sql } from "../../db/client.ts";
 import { createTallyClient, type TallyClient } from "../../client/tally.ts";
 import { createApiKey } from "../../utils/api_keys.ts";
@@ -47,7 +48,7 @@ const HISTORY_PER_CUSTOMER = 3;
 type ClientKind = "typed" | "fetch";
 
 function clientKind(): ClientKind {
-  const kind = Deno.env.get("BENCH_API_CLIENT") ?? "fetch";
+  const kind = Deno.env.get("BENCH_API_CLIENT") ?? "typed";
   if (kind !== "typed" && kind !== "fetch") {
     throw new Error(`BENCH_API_CLIENT is typed or fetch, not ${kind}`);
   }
@@ -265,9 +266,10 @@ async function measure(
   note(`${label}: busy backends on average, by what they were doing: ${waited.summary}`);
   for (const line of profile) note(line);
   const l = measured.latencies;
+  const steps = unit === "event" ? "calls" : `${unit}s`;
   note(
-    `${label}: ${measured.latencies.length} requests in ${measured.seconds.toFixed(1)} s after ` +
-      `${warmup.latencies.length} warm-up requests, ${clients} clients (${clientKind()} client, ` +
+    `${label}: ${measured.latencies.length} ${steps} in ${measured.seconds.toFixed(1)} s after ` +
+      `${warmup.latencies.length} warm-up ${steps}, ${clients} clients (${clientKind()} client, ` +
       `${connections} HTTP connections open); latency p50 ${percentile(l, 0.5).toFixed(2)} ms, ` +
       `p99 ${percentile(l, 0.99).toFixed(2)} ms, p99.9 ${percentile(l, 0.999).toFixed(2)} ms, ` +
       `max ${l[l.length - 1].toFixed(1)} ms`,
