@@ -73,13 +73,18 @@ export async function startServer(
 
 /** User plus system CPU seconds of a process so far (0 when it is gone or unreadable). */
 export async function cpuSeconds(pid: number | "self"): Promise<number> {
+  return await processCpuSeconds(pid) ?? 0;
+}
+
+/** The same, or null when the process is not on this machine or not readable. */
+async function processCpuSeconds(pid: number | "self"): Promise<number | null> {
   try {
     const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
     // Fields after the command name (which may hold spaces), from field 3 on: utime is 14, stime 15.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
   } catch {
-    return 0;
+    return null;
   }
 }
 
@@ -123,9 +128,11 @@ export type Counters = {
  * Makes the server's connections to the bench database record the time and calls of every
  * function (pg_stat_user_functions). Set before the server connects; costs a clock read per call.
  */
-export async function trackFunctions(sql: Sql): Promise<void> {
+export async function trackFunctions(sql: Sql): Promise<boolean> {
   const [{ name }] = await sql<{ name: string }[]>`select current_database() as name`;
-  await sql.unsafe(`alter database "${name}" set track_functions = 'all'`);
+  // A superuser setting: without it the function lines stay empty.
+  return await sql.unsafe(`alter database "${name}" set track_functions = 'all'`)
+    .then(() => true, () => false);
 }
 
 export async function counters(sql: Sql, serverPid: number): Promise<Counters> {
@@ -156,7 +163,11 @@ export async function counters(sql: Sql, serverPid: number): Promise<Counters> {
              where a.datname = current_database() and a.pid <> pg_backend_pid()) as backends
       from pg_stat_database d where d.datname = current_database()`;
   const backendCpu = new Map<number, number>();
-  for (const pid of row.backends ?? []) backendCpu.set(pid, await cpuSeconds(pid));
+  // A backend's pid is a process here only when the database server runs on this machine.
+  for (const pid of row.backends ?? []) {
+    const seconds = await processCpuSeconds(pid);
+    if (seconds !== null) backendCpu.set(pid, seconds);
+  }
   const functions: Counters["functions"] = {};
   for (const [name, [calls, selfMs]] of Object.entries(row.functions ?? {})) {
     functions[name] = { calls, selfMs };
@@ -309,9 +320,9 @@ export async function costLines(
     `${label}: per ${unit}: database statement time ${
       fixed(per(after.activeMs - before.activeMs) * 1000, 0)
     } µs, CPU: server ${fixed(per(after.serverCpu - before.serverCpu) * 1e6, 0)} µs, ` +
-    `database backends ${fixed(per(backendCpu) * 1e6, 0)} µs, bench client ${
-      fixed(per(after.benchCpu - before.benchCpu) * 1e6, 0)
-    } µs; CPU busy ${
+    `database backends ${
+      after.backendCpu.size > 0 ? `${fixed(per(backendCpu) * 1e6, 0)} µs` : "n/a (not local)"
+    }, bench client ${fixed(per(after.benchCpu - before.benchCpu) * 1e6, 0)} µs; CPU busy ${
       fixed(
         (after.serverCpu - before.serverCpu + backendCpu + after.benchCpu - before.benchCpu) /
           wallSeconds,
