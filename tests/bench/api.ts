@@ -33,6 +33,7 @@ import {
   counters,
   databaseCountersAfterExit,
   loadAverage,
+  retainWal,
   sampleWaits,
   type ServerProcess,
   startServer,
@@ -251,6 +252,7 @@ async function measure(
   const loadBefore = await loadAverage();
   const warmup = await runPhase(clients, WARMUP_SECONDS, (c, n) => step("w", c, n));
   await new Promise((resolve) => setTimeout(resolve, STATS_IDLE_FLUSH_MS));
+  const releaseWal = await retainWal(setup.db.sql, `tally_bench_${Deno.pid}_${label}`);
   const before = await counters(setup.db.sql, setup.server.pid);
   const waits = sampleWaits(setup.db.url);
   const profiler = setup.server.inspectPort ? await startProfiler(setup.server.inspectPort) : null;
@@ -264,6 +266,7 @@ async function measure(
   // The sampler's readings are commits of this database too.
   after.commits -= waited.queries;
   const lines = await costLines(setup.db.sql, label, unit, measured.operations, before, after);
+  await releaseWal();
   for (const line of lines) note(line);
   note(`${label}: busy backends on average, by what they were doing: ${waited.summary}`);
   for (const line of profile) note(line);

@@ -381,3 +381,17 @@ export function sampleWaits(
     },
   };
 }
+
+/**
+ * Keeps the server's WAL from the current position until released (a temporary physical
+ * replication slot of the bench's one connection, dropped with it at the latest), so that
+ * pg_waldump can still read the run's WAL after checkpoints that other work on a shared server
+ * may cause. Answers the release; without the right (superuser or REPLICATION), nothing is kept.
+ */
+export async function retainWal(sql: Sql, name: string): Promise<() => Promise<void>> {
+  const made = await sql`select pg_create_physical_replication_slot(${name}, true, true)`
+    .then(() => true, () => false);
+  return async () => {
+    if (made) await sql`select pg_drop_replication_slot(${name})`.catch(() => {});
+  };
+}
