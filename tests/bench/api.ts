@@ -256,7 +256,12 @@ async function measure(
   const before = await counters(setup.db.sql, setup.server.pid);
   const waits = sampleWaits(setup.db.url);
   const profiler = setup.server.inspectPort ? await startProfiler(setup.server.inspectPort) : null;
-  const measured = await runPhase(clients, seconds, (c, n) => step("m", c, n));
+  const measured = await runPhase(clients, seconds, (c, n) => step("m", c, n)).catch(
+    async (error) => {
+      await waits.stop();
+      throw error;
+    },
+  );
   const profile = await profiler?.stop(label) ?? [];
   const connections = await connectionsTo(setup.server.port);
   const atEnd = await counters(setup.db.sql, setup.server.pid);

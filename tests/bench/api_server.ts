@@ -359,6 +359,7 @@ export function sampleWaits(
   let running = true;
   const loop = (async () => {
     while (running) {
+      // A failed run drops the database under the sampler: it then stops with what it has.
       const rows = await sql<{ what: string }[]>`
         select case when state = 'active' and wait_event is null then 'active CPU'
                     else state || coalesce(' ' || wait_event_type || ':' || wait_event, '') end
@@ -369,12 +370,14 @@ export function sampleWaits(
       for (const { what } of rows) seen.set(what, (seen.get(what) ?? 0) + 1);
       await new Promise((resolve) => setTimeout(resolve, everyMs));
     }
-  })();
+  })().catch(() => {
+    running = false;
+  });
   return {
     stop: async () => {
       running = false;
       await loop;
-      await sql.end();
+      await sql.end().catch(() => {});
       const summary = [...seen].sort((a, b) => b[1] - a[1]).slice(0, 6)
         .map(([what, count]) => `${what} ${(count / samples).toFixed(2)}`).join(", ");
       return { summary, queries: samples };
