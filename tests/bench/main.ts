@@ -10,12 +10,14 @@ import { type Bench, type BenchOptions, databaseFactory, databaseUrl, note } fro
 import { creditBenches } from "./credits.ts";
 import { paymentBenches } from "./payments.ts";
 import { pageBenches } from "./page_dashboard.ts";
+import { apiBenches } from "./api.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
 // The extension points: credit figures (credits.ts), payment figures (payments.ts: webhook_p99_ms,
-// rss_mb), page figures (page_dashboard.ts). Each list's benches run in this order.
-const benches: Bench[] = [...creditBenches, ...paymentBenches, ...pageBenches];
+// rss_mb), page figures (page_dashboard.ts), /api/v1 figures over HTTP (api.ts: api_consume,
+// batch_consume, reserve_settle). Each list's benches run in this order.
+const benches: Bench[] = [...creditBenches, ...paymentBenches, ...pageBenches, ...apiBenches];
 
 function optionsFrom(args: string[]): { options: BenchOptions; only: Set<string> | null } {
   const onlyArg = args.find((arg) => arg.startsWith("--only="));
