@@ -85,9 +85,10 @@ end
 $$;
 
 -- credits.expire_due(p_now)
--- Effects: for every user, records the expiry of grants due at p_now (see _expire_locked); marks
---   grants that were spent down to 0 before their expiry as expired too (expired_at, no ledger
---   entry: nothing is removed), so that they leave the open-grant indexes.
+-- Effects: for every user, records the releases of reservations and the expiry of grants due at
+--   p_now (see _expire_locked); then marks grants that were spent down to 0 before their expiry
+--   as expired too (expired_at, no ledger entry: nothing is removed), so that they leave the
+--   open-grant indexes.
 -- Returns: the number of grants whose unspent credits it removed. Idempotent.
 -- Locks: the batch advisory lock, then the affected users' balance rows in user_id order (one
 --   statement), then, in a statement that sees every change committed before the locks were
@@ -101,11 +102,10 @@ create function credits.expire_due(p_now timestamptz default now()) returns inte
 language plpgsql
 set work_mem = '256MB' -- its sorts of every due grant stay in memory
 as $$
+declare
+  v_expired integer := 0;
 begin
   perform credits.lock_batch();
-  update credits.grants g
-     set expired_at = p_now
-   where g.expired_at is null and g.remaining = 0 and g.expires_at <= p_now;
   perform
      from credits.balances b
     where b.user_id in (
@@ -116,9 +116,15 @@ begin
              where r.status = 'open' and r.expires_at <= p_now)
     order by b.user_id
       for update of b;
-  if not found then
-    return 0;
+  if found then
+    v_expired := credits._expire_locked(null, p_now);
   end if;
-  return credits._expire_locked(null, p_now);
+  -- After the releases: a grant whose every credit is held reads as spent out, and a due
+  -- reservation gives its hold back to it first (then it expires with an entry). Marked before,
+  -- the hold was lost although the grant was live when the reservation ended.
+  update credits.grants g
+     set expired_at = p_now
+   where g.expired_at is null and g.remaining = 0 and g.expires_at <= p_now;
+  return v_expired;
 end
 $$;

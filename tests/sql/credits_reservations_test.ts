@@ -217,3 +217,30 @@ Deno.test("a reservation that expires while a settlement is in flight: one wins,
     }
   }, { max: 4 });
 });
+
+Deno.test("the daily expiry gives a fully held grant its hold back before marking it spent out", async () => {
+  await withDatabase(async ({ sql }) => {
+    // Found by the property test (seed 1884316412): every credit of the grant was held, so it
+    // read as spent out, and expire_due marked it expired before the reservation's release
+    // could give the hold back, although the grant was live when the reservation ended.
+    const t0 = new Date(Date.now() + 3600 * SECOND);
+    const grantEnds = new Date(t0.getTime() + 120 * SECOND);
+    const user = await userWith(sql, [{ amount: 1, expiresAt: grantEnds }]);
+    await reserve(sql, user, 1, "r", 60, t0);
+    await sql`select credits.expire_due(${grantEnds})`;
+    const entries = await sql<{ kind: string; amount: number }[]>`
+      select kind, amount from credits.ledger where user_id = ${user} order by id`;
+    assert.deepEqual(entries.map((e) => [e.kind, e.amount]), [
+      ["bonus", 1],
+      ["reservation", -1],
+      ["release", 1],
+      ["expiry", -1],
+    ]);
+    const [{ balance }] = await sql`
+      select balance from credits.balance_at(${user}, ${new Date(t0.getTime() + 60 * SECOND)},
+                                             ${grantEnds})`;
+    assert.equal(balance, 1, "between the reservation's end and the grant's");
+    await assertBooksAgree(sql, user);
+    await assertHoldsAgree(sql, user);
+  });
+});
