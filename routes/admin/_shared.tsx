@@ -28,7 +28,9 @@ function flashText(flash: FlashData): string {
       if (flash.status === "skipped") {
         return "Another daily run is going: this one did nothing (see its progress below).";
       }
-      return `Daily job ${flash.status ?? "done"}: ${flash.expired} grants expired, ${flash.granted} granted, in ${flash.durationMs} ms.`;
+      return `Daily job ${
+        flash.status ?? "done"
+      }: ${flash.expired} grants expired, ${flash.granted} granted, in ${flash.durationMs} ms.`;
     case "replayed":
       return `Replayed ${flash.eventId}: ${flash.result}.`;
     case "api_key_revoked":

@@ -166,7 +166,9 @@ function InboxSection({ inbox }: { inbox: InboxEvent[] }) {
 /** A run's batches and what went wrong, folded away: most runs have nothing to show. */
 function RunDetails({ run }: { run: DailyRun }) {
   const lines: string[] = [];
-  if (run.batchSize !== null) lines.push(`${run.batchesDone} batches of up to ${run.batchSize} users`);
+  if (run.batchSize !== null) {
+    lines.push(`${run.batchesDone} batches of up to ${run.batchSize} users`);
+  }
   if (run.resumedFrom !== null) lines.push(`continues run ${run.resumedFrom}`);
   if (run.note) lines.push(run.note);
   if (lines.length === 0 && run.errors.length === 0) return null;
