@@ -61,9 +61,16 @@ async function disagreeingUsers(sql: Sql): Promise<number> {
   return row.n;
 }
 
-/** Polls (no wall-clock limit of its own: the test runner's is the bound) until check is true. */
+/**
+ * Polls until check is true. The limit only turns a hang into a failure; what the tests assert
+ * never depends on how long anything took.
+ */
 async function until(check: () => Promise<boolean>): Promise<void> {
-  while (!await check()) await new Promise((resolve) => setTimeout(resolve, 5));
+  const giveUp = Date.now() + 120_000;
+  while (!await check()) {
+    if (Date.now() > giveUp) throw new Error("gave up waiting after 120 s");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 /** Whether backend pid is waiting for a lock (a row lock another transaction holds). */
@@ -366,5 +373,33 @@ Deno.test("run_daily refuses a batch size below 1", async () => {
       sql`call credits.run_daily(${AT}::timestamptz, 'scheduler', 0)`,
       (error: { code?: string }) => error.code === "22023",
     );
+  });
+});
+
+Deno.test("the daily-run lock is the session lock 7461021006, and daily_run_held sees it", async () => {
+  await withDatabase(async ({ sql, url }) => {
+    const named = connect(url, { max: 1 });
+    const literal = connect(url, { max: 1 });
+    try {
+      const held = async (client: Sql) =>
+        (await client<{ key: string }[]>`
+          select ((classid::bigint << 32) + objid::bigint)::text as key from pg_locks
+           where locktype = 'advisory' and pid = pg_backend_pid()`).map((r) => r.key);
+      const [{ got }] = await named<{ got: boolean }[]>`select credits.try_lock_daily_run() as got`;
+      assert.equal(got, true);
+      assert.deepEqual(await held(named), ["7461021006"]);
+      const [{ other }] = await literal<{ other: boolean }[]>`
+        select pg_try_advisory_lock(7461021006) as other`;
+      assert.equal(other, false, "the same lock as the literal");
+      const [{ busy }] = await sql<{ busy: boolean }[]>`select credits.daily_run_held() as busy`;
+      assert.equal(busy, true);
+      const [{ released }] = await named<{ released: boolean }[]>`
+        select credits.unlock_daily_run() as released`;
+      assert.equal(released, true);
+      const [{ idle }] = await sql<{ idle: boolean }[]>`select credits.daily_run_held() as idle`;
+      assert.equal(idle, false);
+    } finally {
+      await Promise.all([named.end(), literal.end()]);
+    }
   });
 });
