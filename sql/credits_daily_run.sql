@@ -125,7 +125,8 @@ $$;
 -- Returns (INOUT): this run's expired and granted totals, its duration, its row's id.
 -- Idempotency key: the grants' source keys (a repeat grants nothing new); the daily-run lock
 --   keeps two runs from doing the work twice.
--- Errors: 22023 for a batch size below 1. A statement timeout or a cancel ends the run (the
+-- Errors: 22023 for a batch size below 1; 2D000 when CALLed inside a transaction block (before
+--   anything is done). A statement timeout or a cancel ends the run (the
 --   committed batches stay; the next run continues); so does losing the connection.
 -- Locks: the daily-run session lock (never waited for), released on every way out; the locks of
 --   credits._daily_batch in each batch's transaction. A procedure, so it must be CALLed outside
@@ -155,6 +156,9 @@ begin
   if p_batch_size is null or p_batch_size < 1 then
     perform credits.raise_invalid('the batch size must be at least 1');
   end if;
+  -- Inside a transaction block COMMIT is refused: fail here, before the session lock is taken
+  -- (a lock taken and then stranded by that error would keep every later run skipped).
+  commit;
   expired := 0;
   granted := 0;
   if not credits.try_lock_daily_run() then

@@ -367,6 +367,21 @@ for (
   });
 }
 
+Deno.test("run_daily inside a transaction block fails before it holds the run", async () => {
+  await withDatabase(async ({ sql }) => {
+    await seedUsers(sql, 10);
+    await assert.rejects(
+      sql.begin((tx) => tx`call credits.run_daily(${AT}::timestamptz)`),
+      (error: { code?: string }) => error.code === "2D000",
+    );
+    const [{ held }] = await sql<{ held: boolean }[]>`select credits.daily_run_held() as held`;
+    assert.equal(held, false, "no session was left holding the daily-run lock");
+    const [answer] = await sql<{ granted: number }[]>`call credits.run_daily(${AT}::timestamptz)`;
+    assert.equal(answer.granted, 10);
+    assert.deepEqual((await runs(sql)).map((r) => r.status), ["done"]);
+  });
+});
+
 Deno.test("run_daily refuses a batch size below 1", async () => {
   await withDatabase(async ({ sql }) => {
     await assert.rejects(
