@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { connect, type Sql } from "../../db/client.ts";
 import { withDatabase } from "../helpers/db.ts";
+import { assertBooksAgree, assertHoldsAgree } from "../helpers/books.ts";
 
 const AT = "2026-12-01T02:00:00Z";
 
@@ -366,6 +367,37 @@ for (
     });
   });
 }
+
+Deno.test("batches record due releases before due expiries, as expire_due does", async () => {
+  await withDatabase(async ({ sql }) => {
+    const users = await seedUsers(sql, 200);
+    const at = "2027-03-01T02:00:00Z";
+    await sql`
+      select credits.grant(u, 10, 'bonus', 'soon:' || u, '2027-02-15T00:00:00Z'),
+             credits.grant(u, 5, 'bonus', 'never:' || u)
+        from unnest(${users}::uuid[]) u`;
+    // Every other user holds 3 credits (drawn from the soon-expiring grant) until Feb 10, 00:01.
+    const holders = users.filter((_, i) => i % 2 === 0);
+    await sql`
+      select credits.reserve(u, 3, 'hold:' || u, 60, null, '2027-02-10T00:00:00Z')
+        from unnest(${holders}::uuid[]) u`;
+    const [answer] = await sql<{ expired: number; granted: number }[]>`
+      call credits.run_daily(${at}::timestamptz, 'scheduler', 30)`;
+    assert.deepEqual([answer.expired, answer.granted], [200, 200]);
+    const [record] = await runs(sql);
+    assert.deepEqual([record.status, record.batches_done], ["done", 7]);
+    const [counts] = await sql<{ open: number; releases: number; expiries: number }[]>`
+      select (select count(*) from credits.reservations where status = 'open')::int as open,
+             (select count(*) from credits.ledger where kind = 'release')::int as releases,
+             (select count(*) from credits.ledger where kind = 'expiry' and amount = -10)::int
+               as expiries`;
+    assert.deepEqual({ ...counts }, { open: 0, releases: 100, expiries: 200 });
+    for (const user of [users[0], users[1], users[99], users[198], users[199]]) {
+      assert.equal(await assertBooksAgree(sql, user), 5 + 50);
+      await assertHoldsAgree(sql, user);
+    }
+  });
+});
 
 Deno.test("run_daily inside a transaction block fails before it holds the run", async () => {
   await withDatabase(async ({ sql }) => {
