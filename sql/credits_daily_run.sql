@@ -25,9 +25,9 @@
 -- Idempotency key: each grant's source key; an expired grant is not due again.
 -- Errors: whatever a user's rows raise (a constraint, a trigger); the caller retries in pieces.
 -- Locks: the batch lock (shared), then the balance rows of the batch's users with due expiries,
---   due reservations or due grants, in user_id order (one statement), then their grants. The due
---   grants' keys are checked after the locks, in a statement that sees every grant
---   committed before them: a grant of one of these users that raced the batch either committed
+--   due reservations or due grants (found by a read without locks), in user_id order (one
+--   statement), then their grants. The due grants' keys are checked again after the locks, in a
+--   statement that sees every grant committed before them: a grant of one of these users that raced the batch either committed
 --   first (its key is filtered out) or waits for the batch's commit (and then finds the batch's
 --   grant under its key). Spent-out grants are marked without balance locks (see expire_due).
 create function credits._daily_batch(p_after uuid, p_last uuid, p_now timestamptz,
@@ -42,6 +42,7 @@ set plan_cache_mode = force_custom_plan
 as $$
 declare
   v_ids regclass := pg_get_serial_sequence('credits.grants', 'id')::regclass;
+  v_locking uuid[];
   v_expiring uuid[];
 begin
   perform credits.lock_batch_shared();
@@ -59,17 +60,24 @@ begin
      and not coalesce((select true from credits.grants g where g.source_key = d.source_key
                         limit 1), false);
 
-  -- Per-user probes (scalar subqueries with LIMIT, which the planner cannot turn into joins): a
-  -- semi-join would read every due grant of every user, a month-end's million, in each batch.
-  select count(*)::integer, array_agg(l.user_id order by l.user_id) filter (where l.expiring)
-    into users, v_expiring
-    from (select b.user_id, credits._expiry_due(b.user_id, p_now) as expiring
+  -- Who has something due: per-user index probes (credits._expiry_due's scalar subqueries, which
+  -- the planner cannot turn into joins: a semi-join would read every due grant of every user, a
+  -- month-end's million, in each batch), each evaluated once (OFFSET 0 keeps the subquery whole).
+  select array_agg(x.user_id order by x.user_id) filter (where x.expiring or x.granted),
+         array_agg(x.user_id order by x.user_id) filter (where x.expiring)
+    into v_locking, v_expiring
+    from (select b.user_id, credits._expiry_due(b.user_id, p_now) as expiring,
+                 b.user_id in (select d.user_id from pg_temp.distribution_due d) as granted
             from credits.balances b
            where b.user_id > p_after and b.user_id <= p_last
-             and (credits._expiry_due(b.user_id, p_now)
-                  or b.user_id in (select d.user_id from pg_temp.distribution_due d))
-           order by b.user_id
-             for update of b) l;
+          offset 0) x;
+  -- Their balance rows, in user_id order. What became due or was recorded by someone else since
+  -- the probes is settled under these locks: _expire_locked_many reads what is due now.
+  perform from credits.balances b
+    where b.user_id = any (v_locking)
+    order by b.user_id
+      for update of b;
+  users := coalesce(cardinality(v_locking), 0);
 
   expired := 0;
   if v_expiring is not null then
