@@ -27,9 +27,10 @@
 -- Locks: the batch lock (shared), then the balance rows of the batch's users with due expiries,
 --   due reservations or due grants (found by a read without locks), in user_id order (one
 --   statement), then their grants. The due grants' keys are checked again after the locks, in a
---   statement that sees every grant committed before them: a grant of one of these users that raced the batch either committed
---   first (its key is filtered out) or waits for the batch's commit (and then finds the batch's
---   grant under its key). Spent-out grants are marked without balance locks (see expire_due).
+--   statement that sees every grant committed before them: a grant of one of these users that
+--   raced the batch either committed first (its key is filtered out) or waits for the batch's
+--   commit (and then finds the batch's grant under its key). Spent-out grants are marked without
+--   balance locks (see expire_due).
 create function credits._daily_batch(p_after uuid, p_last uuid, p_now timestamptz,
                                      out expired integer, out granted integer,
                                      out users integer)
