@@ -10,7 +10,11 @@ export type Sql = postgres.Sql<Record<string, never>>;
 export function connect(url: string, options: { max?: number } = {}): Sql {
   return repairingResults(postgres(url, {
     max: options.max ?? 10,
-    onnotice: () => {},
+    // Warnings are the database telling the operator something (a daily batch that failed, a
+    // degraded run: sql/credits_daily_run.sql); notices below that level are noise.
+    onnotice: (notice) => {
+      if (notice.severity === "WARNING") console.warn(`database warning: ${notice.message}`);
+    },
     // Seconds to get a connection ready (TCP, TLS, authentication). The default, 30 s, held
     // requests that long while the database was unreachable; this fails them fast with a 503.
     connect_timeout: 2,

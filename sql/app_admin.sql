@@ -114,10 +114,13 @@ begin
 end
 $$;
 
--- app.admin_form_run_daily(p_admin_id, p_token_hash, p_now)
--- credits.run_daily_counts (trigger 'admin'), then the message {kind: 'daily_run', expired,
--- granted, durationMs}. Returns that message. Locks as run_daily_counts, then the message row.
-create function app.admin_form_run_daily(p_admin_id uuid, p_token_hash bytea,
+-- app.admin_form_run_daily(p_admin_id, p_token_hash, p_run_id, p_now)
+-- The message of a daily run the admin's form has just run (the route CALLs credits.run_daily
+-- with trigger 'admin' first: a procedure that commits per batch cannot run inside this
+-- function's transaction): {kind: 'daily_run', expired, granted, durationMs, status} of run
+-- p_run_id. Returns that message (null for an unknown run, which leaves no message). Effects:
+-- the message row (app._set_flash). Errors none. Locks: the message row.
+create function app.admin_form_run_daily(p_admin_id uuid, p_token_hash bytea, p_run_id bigint,
                                          p_now timestamptz default now()) returns jsonb
 language plpgsql
 as $$
@@ -125,9 +128,12 @@ declare
   v_flash jsonb;
 begin
   select jsonb_build_object('kind', 'daily_run', 'expired', r.expired, 'granted', r.granted,
-                            'durationMs', r.duration_ms) into v_flash
-    from credits.run_daily_counts(p_now, 'admin') r;
-  perform app._set_flash(p_admin_id, p_token_hash, v_flash, p_now);
+                            'durationMs', r.duration_ms, 'status', r.status) into v_flash
+    from credits.daily_runs r
+   where r.id = p_run_id;
+  if v_flash is not null then
+    perform app._set_flash(p_admin_id, p_token_hash, v_flash, p_now);
+  end if;
   return v_flash;
 end
 $$;

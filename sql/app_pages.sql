@@ -122,15 +122,23 @@ as $$
     ) u
 $$;
 
--- app.admin_runs(p_limit) -> [{id, runAt, trigger, expired, granted, durationMs, finishedAt}]:
--- the latest daily runs, newest first. Reads only.
+-- app.admin_runs(p_limit) -> [{id, runAt, trigger, status, expired, granted, durationMs,
+--   finishedAt, users, usersDone, batchesDone, failedBatches, failedUsers, errors, note,
+--   resumedFrom, batchSize}]: the latest daily runs, newest first. status is the row's, except
+--   that a 'running' row whose run no longer holds the daily-run lock (it died, and the next run
+--   will continue it) reads 'interrupted'. Reads only.
 create function app.admin_runs(p_limit integer default 20) returns jsonb
 language sql stable
 as $$
   select coalesce(jsonb_agg(jsonb_build_object(
-           'id', r.id, 'runAt', app.iso(r.run_at), 'trigger', r.trigger, 'expired', r.expired,
-           'granted', r.granted, 'durationMs', r.duration_ms,
-           'finishedAt', app.iso(r.finished_at)) order by r.id desc), '[]')
+           'id', r.id, 'runAt', app.iso(r.run_at), 'trigger', r.trigger,
+           'status', case when r.status = 'running' and not credits.daily_run_held()
+                          then 'interrupted' else r.status end,
+           'expired', r.expired, 'granted', r.granted, 'durationMs', r.duration_ms,
+           'finishedAt', app.iso(r.finished_at), 'users', r.users, 'usersDone', r.users_done,
+           'batchesDone', r.batches_done, 'failedBatches', r.failed_batches,
+           'failedUsers', r.failed_users, 'errors', r.errors, 'note', r.note,
+           'resumedFrom', r.resumed_from, 'batchSize', r.batch_size) order by r.id desc), '[]')
     from (select * from credits.daily_runs order by id desc limit p_limit) r
 $$;
 

@@ -3,14 +3,22 @@
 --
 -- Locking discipline (every function here and in the other files keeps it):
 --   1. a user's credits.balances row is locked before any of that user's grants change;
---   2. batches that touch many users (expiry, distribution) hold the transaction advisory lock
---      credits.batch_lock() first, so two batches never wait on each other's rows;
---   3. batches lock balance rows in user_id order, or update them in one statement after the
---      grants they add are inserted;
---   4. every grant takes the batch advisory lock in SHARED mode before the balance row: a grant
---      may insert a source key that a running batch has inserted but not committed (a yearly
---      slot 0 from a webhook, say), and would otherwise wait on the batch while holding the
---      balance row the batch needs next. With it, a grant waits for a batch before locking.
+--   2. whole-table batches (credits.expire_due, credits.distribute_monthly) hold the transaction
+--      advisory lock credits.lock_batch() exclusively first, so two of them never wait on each
+--      other's rows, and no grant or daily batch runs meanwhile;
+--   3. multi-user functions lock balance rows in user_id order (the daily run's batches,
+--      credits._daily_batch, and usage batches), or, as the whole-table batches, update them in
+--      one statement after the grants they add are inserted;
+--   4. every grant, and every batch of the daily run, takes the batch advisory lock in SHARED
+--      mode before any balance row. Against a whole-table batch: a grant may insert a source key
+--      that the batch has inserted but not committed (a yearly slot 0 from a webhook, say), and
+--      would otherwise wait on the batch while holding the balance row the batch needs next;
+--      with it, a grant waits for the batch before locking. Against a daily batch there is
+--      nothing to wait for: the batch locks its users' rows (rule 3) before it reads or inserts
+--      their keys, so a grant of one of its users waits at that user's row, holding nothing the
+--      batch needs, for that one batch only, and a grant of any other user does not wait at all.
+--   5. a daily run holds the daily-run session lock (credits.try_lock_daily_run) across its
+--      batches; it is only ever tried, never waited for, so it orders nothing.
 -- A single-user function therefore never waits on a lock that waits on it.
 
 -- credits.grant_kinds() -> the kinds a grant may have (docs/sql.md#kinds): the values of the

@@ -100,26 +100,21 @@ as $$
 $$;
 
 -- credits.distribute_monthly(p_now)
--- Effects: makes every grant of due_monthly_grants(p_now) that has not been made yet: inserts the
---   grants, raises each user's balance once by their sum, and appends one ledger entry per grant
---   (balance_after running in grant id order), plus, for a slot of a partly refunded year, the
---   refund entry of the share it gives up at once (see due_monthly_grants). Set-based: three
---   statements for all users.
+-- Effects: makes every grant of due_monthly_grants(p_now) that has not been made yet, for every
+--   user in one transaction (credits._make_due_grants). The daily run does the same in batches
+--   (credits._daily_batch, sql/credits_daily_run.sql); this whole-table form is for tests, tools
+--   and small installations.
 -- Returns: how many grants it made. Idempotency key: each grant's source key (a repeated or
 --   concurrent run finds them taken and makes nothing).
--- Locks: the batch advisory lock, then (by the insert) the new grants, then (by one update) the
---   balance rows of the users granted to. Expired-but-unrecorded grants of those users stay for
---   their next grant, consumption or expire_due, as the contract allows.
--- Cost, per grant: one heap row and four index entries in grants, one HOT update of the balance,
---   one ledger row and its primary-key entry. To keep it at that:
---   - the keys already taken are filtered out before the insert rather than by ON CONFLICT,
---     which would write a speculative insertion per grant. Safe because every other way of making
---     a grant (credits.grant_once) holds the batch lock in shared mode, so no key can be inserted
---     between the filter and the insert; one that did would fail the run, never grant twice;
---   - the due grants go to a temporary table (no WAL) with statistics, so that the planner sees a
---     million rows, not a CTE's guess of 200, and updates the balances in one pass over the table
---     (hash join) instead of a million index probes in random order;
---   - grant ids are drawn up front, so the ledger needs no join back to the inserted grants.
+-- Locks: the batch advisory lock exclusively (no grant and no daily batch runs meanwhile), then
+--   (by the insert) the new grants, then (by one update) the balance rows of the users granted
+--   to. Expired-but-unrecorded grants of those users stay for their next grant, consumption or
+--   expiry, as the contract allows.
+-- The keys already taken are filtered out before the insert rather than by ON CONFLICT, which
+--   would write a speculative insertion per grant. Safe because every other way of making a grant
+--   (credits.grant_once, a daily batch) holds the batch lock in shared mode, so no key can be
+--   inserted between the filter and the insert; one that did would fail the run, never grant
+--   twice.
 create function credits.distribute_monthly(p_now timestamptz default now()) returns integer
 language plpgsql
 set work_mem = '256MB'
@@ -129,9 +124,7 @@ declare
   v_count integer;
 begin
   perform credits.lock_batch();
-  if to_regclass('pg_temp.distribution_due') is not null then
-    drop table pg_temp.distribution_due; -- a second run in one transaction
-  end if;
+  drop table if exists pg_temp.distribution_due; -- a second run in one transaction
   create temp table distribution_due on commit drop as
   select d.user_id, nextval(v_ids) as id, d.kind, d.amount, d.expires_at, d.source_key, d.worth,
          d.reference
@@ -141,6 +134,30 @@ begin
   if v_count = 0 then
     return 0;
   end if;
+  perform credits._make_due_grants(p_now);
+  return v_count;
+end
+$$;
+
+-- credits._make_due_grants(p_now)
+-- Inputs: pg_temp.distribution_due (user_id, id drawn from the grants' sequence, kind, amount,
+--   expires_at, source_key, worth, reference): grants due at p_now whose keys are not taken,
+--   filled by the caller (distribute_monthly, credits._daily_batch) under the locks it names.
+-- Effects: inserts the grants, raises each user's balance once by their sum, and appends one
+--   ledger entry per grant (balance_after running in grant id order), plus, for a slot of a partly
+--   refunded year, the refund entry of the share it gives up at once (see due_monthly_grants).
+--   Three statements for all its rows. Returns nothing. Errors: 23505 if a key was taken after
+--   all (the caller's locks say why it cannot be). Locks: the new grants, then the balance rows
+--   (one update), on top of the caller's.
+-- Cost, per grant: one heap row and four index entries in grants, one HOT update of the balance,
+--   one ledger row and its primary-key entry. The due grants sit in a temporary table (no WAL)
+--   with statistics, so the planner sees their real number, not a CTE's guess, and updates the
+--   balances in one pass (hash join) instead of index probes in random order; grant ids are drawn
+--   up front, so the ledger needs no join back to the inserted grants.
+create function credits._make_due_grants(p_now timestamptz) returns void
+language plpgsql
+as $$
+begin
   analyze pg_temp.distribution_due;
 
   insert into credits.grants (user_id, id, kind, amount, remaining, expires_at, source_key)
@@ -178,47 +195,5 @@ begin
     from entries e
     join balance b on b.user_id = e.user_id
    order by e.user_id, e.id, e.step;
-  return v_count;
-end
-$$;
-
--- credits.run_daily(p_now)
--- Effects: expire_due(p_now), then distribute_monthly(p_now), in one transaction, and one row in
---   credits.daily_runs with both counts and the duration.
--- Idempotency: the grants' source keys (a repeated run grants nothing new; its log row shows 0).
--- Locks: the batch advisory lock for the whole run, so runs never overlap; a second concurrent
---   run waits, then finds nothing left to do.
-create procedure credits.run_daily(p_now timestamptz default now())
-language plpgsql
-as $$
-begin
-  perform credits.run_daily_counts(p_now, 'scheduler');
-end
-$$;
-
--- credits.run_daily_counts(p_now, p_trigger)
--- The same as run_daily, for callers that want the counts back (the HTTP cron endpoint, the
--- admin's form): effects, idempotency and locks as run_daily; the log row records p_trigger.
--- Returns one row: expired, granted, and the run's duration in milliseconds. Errors none.
-create function credits.run_daily_counts(p_now timestamptz default now(),
-                                         p_trigger text default 'http')
-returns table (expired integer, granted integer, duration_ms integer)
-language plpgsql
-as $$
-declare
-  v_started timestamptz := clock_timestamp();
-  v_run_id bigint;
-begin
-  perform credits.lock_batch();
-  insert into credits.daily_runs (run_at, trigger) values (p_now, p_trigger) returning id into v_run_id;
-  expired := credits.expire_due(p_now);
-  granted := credits.distribute_monthly(p_now);
-  perform app.purge_login_and_signup_limits(p_now);
-  duration_ms := (extract(epoch from clock_timestamp() - v_started) * 1000)::integer;
-  update credits.daily_runs
-     set finished_at = clock_timestamp(), expired = run_daily_counts.expired,
-         granted = run_daily_counts.granted, duration_ms = run_daily_counts.duration_ms
-   where id = v_run_id;
-  return next;
 end
 $$;

@@ -6,14 +6,16 @@
 -- The lock numbers, 7461021000 + n:
 --   7461021000  the migration lock, a session lock taken by db/migrate.ts before any function
 --               exists (so it is written there, not here)
---   7461021001  the batch lock (credits.batch_lock_key): batches take it exclusively, every single
---               grant shared (the order of sql/credits.sql's header)
+--   7461021001  the batch lock (credits.batch_lock_key): whole-table batches take it exclusively,
+--               every single grant and every batch of the daily run shared (the order of
+--               sql/credits.sql's header)
 --   7461021002  the catalogue lock (billing.lock_catalogue): plans-file loads, one at a time
 --   7461021003  the seed of the event-reference locks (billing._lock_refs)
 --   7461021005  the seed of the event-key locks (billing.lock_event)
+--   7461021006  the daily-run lock (credits.try_lock_daily_run), a SESSION lock: one run at a time
 --   (1, hash)   the sign-up address locks (app.lock_signup_address), in the two-key space
--- All are transaction locks: they end with the transaction that took them. The functions are SQL
--- with one statement, so that PostgreSQL inlines them into their callers.
+-- All but the daily-run lock are transaction locks: they end with the transaction that took them.
+-- The functions are SQL with one statement, so that PostgreSQL inlines them into their callers.
 
 -- The key of the advisory lock that batches (expiry, distribution, daily runs) hold.
 create function credits.batch_lock_key() returns bigint
@@ -21,8 +23,8 @@ language sql immutable parallel safe
 as $$ select 7461021001::bigint $$;
 
 -- credits.lock_batch()
--- Effects: takes the batch lock exclusively (credits.expire_due, credits.distribute_monthly,
---   credits.run_daily_counts): no grant starts and no other batch runs until this transaction
+-- Effects: takes the batch lock exclusively (credits.expire_due and credits.distribute_monthly,
+--   the whole-table forms): no grant starts and no other batch runs until this transaction
 --   ends. Returns nothing. Errors none. Locks: that one, waiting for every holder.
 create function credits.lock_batch() returns void
 language sql
@@ -30,11 +32,40 @@ as $$ select pg_advisory_xact_lock(credits.batch_lock_key()) $$;
 
 -- credits.lock_batch_shared()
 -- Effects: takes the batch lock in shared mode, as every grant and claw-back does before it locks
---   a balance row: it waits for a running batch, never for another grant. Returns nothing.
---   Errors none. Locks: that one.
+--   a balance row, and every batch of the daily run (credits._daily_batch) before it locks its
+--   users' rows: it waits for a whole-table batch, never for another grant or a daily batch.
+--   Returns nothing. Errors none. Locks: that one.
 create function credits.lock_batch_shared() returns void
 language sql
 as $$ select pg_advisory_xact_lock_shared(credits.batch_lock_key()) $$;
+
+-- credits.try_lock_daily_run() -> whether this session now holds the daily-run lock.
+-- Effects: tries the session-level lock that one daily run holds from its start to its end
+--   (credits.run_daily), across the commits of its batches; never waits. A session that dies
+--   releases it, so a run killed part-way leaves the lock free for the run that continues it.
+--   Errors none. Locks: that one, held until credits.unlock_daily_run or the session's end.
+create function credits.try_lock_daily_run() returns boolean
+language sql
+as $$ select pg_try_advisory_lock(7461021006) $$;
+
+-- credits.unlock_daily_run() -> whether this session held the daily-run lock.
+-- Effects: releases it (session locks outlive transactions, so a run releases it on every way
+--   out, errors included). Errors none.
+create function credits.unlock_daily_run() returns boolean
+language sql
+as $$ select pg_advisory_unlock(7461021006) $$;
+
+-- credits.daily_run_held() -> whether some session holds the daily-run lock (a run is going).
+-- Reads only (pg_locks; an advisory bigint key is classid (high half) and objid (low half), with
+-- objsubid 1).
+create function credits.daily_run_held() returns boolean
+language sql stable
+as $$
+  select exists (select from pg_locks l
+                  where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+                    and l.database = (select oid from pg_database where datname = current_database())
+                    and (l.classid::bigint << 32) + l.objid::bigint = 7461021006)
+$$;
 
 -- billing.lock_catalogue()
 -- Effects: takes the catalogue lock, so concurrent start-ups load the plans file one at a time

@@ -9,7 +9,13 @@ import { HttpError } from "../../utils/errors.ts";
 /** What an admin action did, as the server keeps it for the next page (sql/app_admin.sql). */
 export type FlashData =
   | { kind: "adjusted"; amount: number; balance: number }
-  | { kind: "daily_run"; expired: number; granted: number; durationMs: number }
+  | {
+    kind: "daily_run";
+    expired: number;
+    granted: number;
+    durationMs: number;
+    status?: string;
+  }
   | { kind: "replayed"; eventId: string; result: string }
   | { kind: "api_key_revoked"; id: number; name: string };
 function flashText(flash: FlashData): string {
@@ -19,7 +25,12 @@ function flashText(flash: FlashData): string {
         formatCredits(Number(flash.balance))
       }.`;
     case "daily_run":
-      return `Daily job done: ${flash.expired} grants expired, ${flash.granted} granted, in ${flash.durationMs} ms.`;
+      if (flash.status === "skipped") {
+        return "Another daily run is going: this one did nothing (see its progress below).";
+      }
+      return `Daily job ${
+        flash.status ?? "done"
+      }: ${flash.expired} grants expired, ${flash.granted} granted, in ${flash.durationMs} ms.`;
     case "replayed":
       return `Replayed ${flash.eventId}: ${flash.result}.`;
     case "api_key_revoked":

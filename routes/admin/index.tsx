@@ -24,14 +24,25 @@ type AdminUser = {
   balance: number;
   plan: string;
 };
+type DailyRunError = { range: [string, string]; users: number; error: string };
 type DailyRun = {
   id: number;
   runAt: string;
   trigger: string;
+  status: "running" | "interrupted" | "done" | "degraded" | "failed" | "skipped";
   expired: number | null;
   granted: number | null;
   durationMs: number | null;
   finishedAt: string | null;
+  users: number | null;
+  usersDone: number;
+  batchesDone: number;
+  failedBatches: number;
+  failedUsers: number;
+  errors: DailyRunError[];
+  note: string | null;
+  resumedFrom: number | null;
+  batchSize: number | null;
 };
 export type InboxEvent = {
   provider: string;
@@ -152,6 +163,34 @@ function InboxSection({ inbox }: { inbox: InboxEvent[] }) {
   );
 }
 
+/** A run's batches and what went wrong, folded away: most runs have nothing to show. */
+function RunDetails({ run }: { run: DailyRun }) {
+  const lines: string[] = [];
+  if (run.batchSize !== null) {
+    lines.push(`${run.batchesDone} batches of up to ${run.batchSize} users`);
+  }
+  if (run.resumedFrom !== null) lines.push(`continues run ${run.resumedFrom}`);
+  if (run.note) lines.push(run.note);
+  if (lines.length === 0 && run.errors.length === 0) return null;
+  return (
+    <details>
+      <summary>{run.errors.length === 0 ? "details" : `${run.errors.length} errors`}</summary>
+      {lines.map((line) => <p key={line}>{line}</p>)}
+      {run.errors.length > 0 && (
+        <ul>
+          {run.errors.map((error) => (
+            <li key={error.range.join()}>
+              users <code>{error.range[0]}</code> to <code>{error.range[1]}</code> ({error.users}):
+              {" "}
+              {error.error}
+            </li>
+          ))}
+        </ul>
+      )}
+    </details>
+  );
+}
+
 function RunsSection({ runs }: { runs: DailyRun[] }) {
   return (
     <section aria-labelledby="runs-title">
@@ -165,18 +204,34 @@ function RunsSection({ runs }: { runs: DailyRun[] }) {
           columns={[
             { label: "Started" },
             { label: "By" },
+            { label: "Status" },
+            { label: "Users done", numeric: true },
+            { label: "Batches", numeric: true },
+            { label: "Failed batches", numeric: true },
             { label: "Expired", numeric: true },
             { label: "Granted", numeric: true },
             { label: "Duration", numeric: true },
+            { label: "Details" },
           ]}
         >
           {runs.map((run) => (
-            <tr key={run.id}>
+            <tr key={run.id} data-status={run.status}>
               <td>{formatDateTime(run.runAt)}</td>
               <td>{run.trigger}</td>
-              <td class="number">{run.expired ?? "running"}</td>
+              <td>{run.status}</td>
+              <td class="number">
+                {run.users === null ? "" : `${run.usersDone} of ${run.users}`}
+              </td>
+              <td class="number">{run.batchesDone}</td>
+              <td class="number">
+                {run.failedBatches === 0 ? "0" : `${run.failedBatches} (${run.failedUsers} users)`}
+              </td>
+              <td class="number">{run.expired ?? ""}</td>
               <td class="number">{run.granted ?? ""}</td>
               <td class="number">{run.durationMs === null ? "" : `${run.durationMs} ms`}</td>
+              <td>
+                <RunDetails run={run} />
+              </td>
             </tr>
           ))}
         </DataTable>
@@ -212,7 +267,11 @@ admin.get("/", async (c) => {
 });
 
 admin.post("/run-daily", async (c) => {
-  await c.var.sql`select app.admin_form_run_daily(${currentUser(c).id}, ${await sessionHash(c)})`;
+  // Two calls: the run is a procedure that commits per batch, so its message cannot be written
+  // in the run's transaction.
+  const [run] = await c.var.sql<{ run_id: number }[]>`call credits.run_daily(now(), 'admin')`;
+  await c.var.sql`
+    select app.admin_form_run_daily(${currentUser(c).id}, ${await sessionHash(c)}, ${run.run_id})`;
   return c.redirect("/admin", 303);
 });
 

@@ -44,7 +44,8 @@ cron.on(["GET", "POST"], "/daily", async (c) => {
       "WWW-Authenticate": 'Bearer realm="cron"',
     });
   }
+  // A procedure that commits per batch: CALLed on its own, never inside a transaction.
   const [run] = await c.var.sql<{ expired: number; granted: number; duration_ms: number }[]>`
-    select expired, granted, duration_ms from credits.run_daily_counts(now(), 'http')`;
+    call credits.run_daily(now(), 'http')`;
   return c.json({ expired: run.expired, granted: run.granted, durationMs: run.duration_ms });
 });

@@ -190,6 +190,66 @@ async function expireBench(context: BenchContext): Promise<void> {
   }
 }
 
+/**
+ * The daily run over `users` free users (one month's grants each), with grants and consumptions
+ * sent throughout on other connections: how long the run takes and how long a request waits.
+ */
+async function dailyRunBench(context: BenchContext, users: number, suffix: string): Promise<void> {
+  const requesters = 8;
+  const db = await context.freshDatabase({ max: requesters + 2 });
+  try {
+    const { sql } = db;
+    await insertUsers(sql, users);
+    const ids = (await sql<{ id: string }[]>`select id from app.users order by id`).map((r) =>
+      r.id
+    );
+    const spenders = ids.filter((_, i) => i % 1000 === 0);
+    await sql`
+      select credits.grant(u, 1000000, 'bonus', 'bench-stock:' || u)
+        from unnest(${spenders}::uuid[]) u`;
+    await settle(sql);
+    let running = true;
+    const grantMs: number[] = [];
+    const consumeMs: number[] = [];
+    const requests = Array.from({ length: requesters }, async (_, worker) => {
+      for (let call = 0; running; call++) {
+        let before = performance.now();
+        await sql`
+          select credits.grant(${ids[Math.floor(Math.random() * ids.length)]}, 1, 'bonus',
+                               ${`bench-during:${worker}:${call}`})`;
+        if (running) grantMs.push(performance.now() - before);
+        before = performance.now();
+        await sql`
+          select credits.consume(${spenders[Math.floor(Math.random() * spenders.length)]}, 1,
+                                 ${`bench-during:${worker}:${call}`})`;
+        if (running) consumeMs.push(performance.now() - before);
+      }
+    });
+    const run = await timed(async () => {
+      try {
+        const [row] = await sql<{ granted: number }[]>`call credits.run_daily(${BATCH_NOW})`;
+        return row.granted;
+      } finally {
+        running = false;
+      }
+    });
+    await Promise.all(requests);
+    grantMs.sort((a, b) => a - b);
+    consumeMs.sort((a, b) => a - b);
+    report(`daily_run_${suffix}_users_s`, run.seconds, "s");
+    report("grant_during_run_p99_ms", percentile(grantMs, 0.99), "ms");
+    report("consume_during_run_max_ms", consumeMs.at(-1) ?? 0, "ms");
+    note(
+      `daily_run_${suffix}_users_s: ${run.value} grants in ${run.seconds.toFixed(2)} s, batches ` +
+        `of 2,000; meanwhile ${grantMs.length} grants and ${consumeMs.length} consumptions on ` +
+        `${requesters} connections`,
+    );
+    if (run.value !== users) throw new Error(`the daily run granted ${run.value} of ${users}`);
+  } finally {
+    await db.drop();
+  }
+}
+
 export const creditBenches: Bench[] = [
   { name: "consume", run: consumeBench },
   {
@@ -203,6 +263,12 @@ export const creditBenches: Bench[] = [
       if (context.options.million) {
         await distributeBench(context, 1_000_000, "distribute_1m_users_s");
       }
+    },
+  },
+  {
+    name: "daily_run_1m",
+    run: async (context) => {
+      if (context.options.million) await dailyRunBench(context, 1_000_000, "1m");
     },
   },
 ];

@@ -35,7 +35,7 @@ function optionsFrom(args: string[]): { options: BenchOptions; only: Set<string>
 }
 
 const { options, only } = optionsFrom(Deno.args);
-if (only?.has("distribute_1m")) options.million = true;
+if (only?.has("distribute_1m") || only?.has("daily_run_1m")) options.million = true;
 
 const given = Deno.env.get("DATABASE_URL") || undefined;
 let serverUrl: string;

@@ -3,6 +3,7 @@
 // verification, flash messages that only the server writes, and the adjustment form's strict
 // amount and idempotency key.
 import assert from "node:assert/strict";
+import { connect } from "../../db/client.ts";
 import { verifyEmail } from "../helpers/db.ts";
 import { ledgerState, signedUp, withServer } from "../helpers/http.ts";
 import { Client, type TestServer } from "../helpers/server.ts";
@@ -211,5 +212,49 @@ Deno.test("the adjustment form takes digits only, and its key once, for one amou
     // "+7" is a whole number too.
     assert.equal((await post("+7")).status, 303);
     assert.equal((await ledgerState(sql, userId)).balance, after.balance + 7);
+  }, ADMIN_ENV);
+});
+
+Deno.test("the daily runs list shows each run's status, progress, batches and errors", async () => {
+  await withServer(async (server) => {
+    const admin = await verifiedAdmin(server);
+    const sql = server.db.sql;
+    await sql`
+      insert into credits.daily_runs (run_at, trigger, status, users, users_done, batches_done,
+                                      failed_batches, failed_users, errors, expired, granted,
+                                      finished_at, duration_ms, batch_size)
+      values ('2026-11-30T02:00:00Z', 'scheduler', 'degraded', 400, 400, 4, 1, 25,
+              '[{"range": ["00000000-0000-0000-0000-0000000000a1",
+                           "00000000-0000-0000-0000-0000000000b2"],
+                 "users": 25, "error": "user is broken"}]',
+              0, 375, now(), 1200, 100)`;
+    await sql`
+      insert into credits.daily_runs (run_at, trigger, status, users, users_done, batches_done,
+                                      expired, granted, batch_size)
+      values ('2026-12-01T02:00:00Z', 'http', 'running', 5000, 1000, 1, 0, 1000, 1000)`;
+    const rowOf = (html: string, status: string) =>
+      html.match(new RegExp(`<tr data-status="${status}">[^]*?</tr>`))?.[0] ?? "";
+
+    // Nobody holds the run: the 'running' row is a run that died, shown as such.
+    let html = (await browse(admin, "GET", "/admin")).html;
+    assert.match(rowOf(html, "interrupted"), /1000 of 5000/);
+
+    const runner = connect(server.db.url, { max: 1 });
+    try {
+      await runner`select credits.try_lock_daily_run()`;
+      html = (await browse(admin, "GET", "/admin")).html;
+    } finally {
+      await runner.end();
+    }
+    const running = rowOf(html, "running");
+    assert.match(running, /<td>running<\/td>/);
+    assert.match(running, /1000 of 5000/);
+    const degraded = rowOf(html, "degraded");
+    assert.match(degraded, /400 of 400/);
+    assert.match(degraded, /1 \(25 users\)/);
+    assert.match(degraded, /<details><summary>1 errors<\/summary>/);
+    assert.match(degraded, /4 batches of up to 100 users/);
+    assert.match(degraded, /0000000000a1<\/code> to <code>[^<]*0000000000b2<\/code> \(25\):/);
+    assert.match(degraded, /user is broken/);
   }, ADMIN_ENV);
 });

@@ -318,13 +318,14 @@ Deno.test("run_daily expires, then distributes, and logs each run with its count
 
     await sql`call credits.run_daily(${at}::timestamptz)`;
     await sql`call credits.run_daily(${at}::timestamptz)`;
-    const [counted] = await sql<{ expired: number; granted: number; duration_ms: number }[]>`
-      select expired, granted, duration_ms from credits.run_daily_counts(${at}::timestamptz, 'http')`;
-    assert.deepEqual({ ...counted, duration_ms: typeof counted.duration_ms }, {
-      expired: 0,
-      granted: 0,
-      duration_ms: "number",
-    });
+    const [counted] = await sql<
+      { expired: number; granted: number; duration_ms: number; run_id: number }[]
+    >`call credits.run_daily(${at}::timestamptz, 'http')`;
+    assert.deepEqual({
+      ...counted,
+      duration_ms: typeof counted.duration_ms,
+      run_id: typeof counted.run_id,
+    }, { expired: 0, granted: 0, duration_ms: "number", run_id: "number" });
 
     const runs = await sql<
       { run_at: string; expired: number; granted: number; trigger: string; done: boolean }[]
