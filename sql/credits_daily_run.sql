@@ -17,9 +17,9 @@
 
 -- credits._daily_batch(p_after, p_last, p_now) -> (expired, granted, users)
 -- Inputs: the users with p_after < user_id <= p_last (one batch); the clock.
--- Effects: for those users: marks grants spent down to 0 before their expiry as expired (as
---   expire_due), records the releases of due reservations and the expiry of due grants
---   (credits._expire_locked_many), then makes their grants of due_monthly_grants(p_now) that are
+-- Effects: for those users: records the releases of due reservations and the expiry of due
+--   grants (credits._expire_locked_many), then marks grants spent down to 0 before their expiry
+--   as expired (as expire_due, and after the releases for the same reason), then makes their grants of due_monthly_grants(p_now) that are
 --   not made yet (credits._make_due_grants).
 -- Returns the grants expired, the grants made, and the users whose rows it locked.
 -- Idempotency key: each grant's source key; an expired grant is not due again.
@@ -47,10 +47,6 @@ declare
   v_expiring uuid[];
 begin
   perform credits.lock_batch_shared();
-  update credits.grants g
-     set expired_at = p_now
-   where g.user_id > p_after and g.user_id <= p_last
-     and g.expired_at is null and g.remaining = 0 and g.expires_at <= p_now;
 
   drop table if exists pg_temp.distribution_due; -- an earlier piece in this transaction
   create temp table distribution_due on commit drop as
@@ -84,6 +80,12 @@ begin
   if v_expiring is not null then
     expired := credits._expire_locked_many(v_expiring, p_now);
   end if;
+  -- Spent-out grants only after the releases (as expire_due): a grant whose every credit is held
+  -- reads as spent out, and a due reservation gives its hold back to it first.
+  update credits.grants g
+     set expired_at = p_now
+   where g.user_id > p_after and g.user_id <= p_last
+     and g.expired_at is null and g.remaining = 0 and g.expires_at <= p_now;
 
   -- Keys taken by grants that committed while the locks were awaited. Keys are probed one index
   -- entry per due grant, here and above: an anti-join would read every grant of every user.

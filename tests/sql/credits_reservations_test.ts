@@ -244,3 +244,24 @@ Deno.test("the daily expiry gives a fully held grant its hold back before markin
     await assertHoldsAgree(sql, user);
   });
 });
+
+Deno.test("the batched daily run gives a fully held grant its hold back before marking it spent out", async () => {
+  await withDatabase(async ({ sql }) => {
+    const t0 = new Date(Date.now() + 3600 * SECOND);
+    const grantEnds = new Date(t0.getTime() + 120 * SECOND);
+    const user = await userWith(sql, [{ amount: 1, expiresAt: grantEnds }]);
+    await reserve(sql, user, 1, "r", 60, t0);
+    await sql`call credits.run_daily(${grantEnds})`;
+    const entries = await sql<{ kind: string; amount: number }[]>`
+      select kind, amount from credits.ledger where user_id = ${user} and kind <> 'free_monthly'
+       order by id`;
+    assert.deepEqual(entries.map((e) => [e.kind, e.amount]), [
+      ["bonus", 1],
+      ["reservation", -1],
+      ["release", 1],
+      ["expiry", -1],
+    ]);
+    await assertBooksAgree(sql, user);
+    await assertHoldsAgree(sql, user);
+  });
+});
