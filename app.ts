@@ -6,6 +6,7 @@ import type { Sql } from "./db/client.ts";
 import { bufferBodies } from "./middlewares/body_reader.ts";
 import { refuseCrossSite } from "./middlewares/csrf.ts";
 import { notFound, onError } from "./middlewares/errors.ts";
+import { recordMetrics } from "./middlewares/metrics.ts";
 import { refuseNulInUrl } from "./middlewares/nul.ts";
 import { noStorePersonal, securityHeaders } from "./middlewares/security_headers.ts";
 import { loadSession } from "./middlewares/session.ts";
@@ -29,9 +30,11 @@ import { apiDocs } from "./routes/docs/api.tsx";
 import { home } from "./routes/index.tsx";
 import { login } from "./routes/login.tsx";
 import { logout } from "./routes/logout.ts";
+import { metrics as metricsRoute } from "./routes/metrics.ts";
 import { signup } from "./routes/signup.tsx";
 import type { AppEnv } from "./utils/app_env.ts";
 import type { Config } from "./utils/config.ts";
+import { createMetrics } from "./utils/metrics.ts";
 import { serveIsland, serveStatic } from "./utils/static_files.ts";
 
 const MAX_API_BODY = 1024 * 1024;
@@ -60,10 +63,14 @@ function pages(): Hono<AppEnv> {
 
 export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  const metrics = createMetrics(deps.sql);
 
+  // First: it times and counts every answer, the other middleware's refusals too.
+  app.use(recordMetrics(metrics));
   app.use(async (c, next) => {
     c.set("sql", deps.sql);
     c.set("config", deps.config);
+    c.set("metrics", metrics);
     await next();
   });
   app.use(securityHeaders);
@@ -86,6 +93,7 @@ export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
   app.route("/api/webhooks", webhooks);
   app.route("/api/admin", admin);
   app.route("/api/v1", v1);
+  app.route("/metrics", metricsRoute);
   app.route("/", pages());
 
   const errorPages = { notFound: notFoundPage, error: errorPage };

@@ -18,6 +18,7 @@ const EnvSchema = z.object({
   CRON_SECRET: optionalSecret,
   CRON_JOBS_USERNAME: optionalSecret,
   CRON_JOBS_PASSWORD: optionalSecret,
+  METRICS_TOKEN: optionalSecret,
   TRUST_PROXY: z.enum(["on", "off"], "on or off").default("off"),
   SIGNUP_LIMIT_PER_HOUR: z.coerce.number().int().min(0).max(2_147_483_647).default(20),
   SCHEDULER: z.enum(["auto", "pg_cron", "deno", "off"]).default("auto"),
@@ -43,6 +44,8 @@ export type Config = {
   creemWebhookSecret: string | undefined;
   cronSecret: string | undefined;
   cronBasic: { username: string; password: string } | null;
+  /** Bearer token GET /metrics requires; undefined: /metrics is open. */
+  metricsToken: string | undefined;
   /** The client address is X-Forwarded-For's last hop (behind a reverse proxy). */
   trustProxy: boolean;
   /** Sign-ups accepted per client address per hour; 0: no limit. */
@@ -104,6 +107,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     cronBasic: e.CRON_JOBS_USERNAME && e.CRON_JOBS_PASSWORD
       ? { username: e.CRON_JOBS_USERNAME, password: e.CRON_JOBS_PASSWORD }
       : null,
+    metricsToken: e.METRICS_TOKEN,
     trustProxy: e.TRUST_PROXY === "on",
     signupLimitPerHour: e.SIGNUP_LIMIT_PER_HOUR,
     scheduler: e.SCHEDULER,

@@ -1,19 +1,10 @@
 // POST|GET /api/cron/daily: the daily job for external schedulers
 // (docs/api.md#the-scheduler-endpoint).
 import { Hono } from "hono";
-import { timingSafeEqual } from "node:crypto";
 import type { AppEnv } from "../../utils/app_env.ts";
 import type { Config } from "../../utils/config.ts";
 import { HttpError } from "../../utils/errors.ts";
-
-async function digest(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
-
-/** Constant-time equality that leaks neither content nor length (both sides are hashed). */
-async function sameSecret(given: string, expected: string): Promise<boolean> {
-  return timingSafeEqual(await digest(given), await digest(expected));
-}
+import { sameSecret } from "../../utils/secrets.ts";
 
 export async function cronAuthorized(config: Config, header: string | undefined): Promise<boolean> {
   if (!header) return false;
