@@ -7,6 +7,7 @@ import { bufferBodies } from "./middlewares/body_reader.ts";
 import { refuseCrossSite } from "./middlewares/csrf.ts";
 import { notFound, onError } from "./middlewares/errors.ts";
 import { refuseNulInUrl } from "./middlewares/nul.ts";
+import { logRequests } from "./middlewares/request_log.ts";
 import { noStorePersonal, securityHeaders } from "./middlewares/security_headers.ts";
 import { loadSession } from "./middlewares/session.ts";
 import { errorPage, notFoundPage } from "./routes/_error.tsx";
@@ -61,6 +62,7 @@ function pages(): Hono<AppEnv> {
 export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
+  app.use(logRequests);
   app.use(async (c, next) => {
     c.set("sql", deps.sql);
     c.set("config", deps.config);
