@@ -99,11 +99,12 @@ export function toHttpError(error: unknown, requestId?: string): HttpError {
 }
 
 /**
- * The JSON error body. A 5xx names the request id in its message (the contract's body has only
- * "error" and "message"), so that a report of it can be found in the logs.
+ * The JSON error body. A 500 names the request id in its message (the contract's body has only
+ * "error" and "message"), so that a report of it can be found in the logs; a 503 says what is
+ * unavailable already.
  */
 export function errorBody(error: HttpError, requestId?: string): ErrorBody {
-  const message = error.status >= 500 && requestId
+  const message = error.status === 500 && requestId
     ? `${error.message} (request ${requestId})`
     : error.message;
   return { error: error.code, message };

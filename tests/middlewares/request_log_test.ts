@@ -1,6 +1,6 @@
 // middlewares/request_log.ts through the real app: X-Request-Id on every answer (the caller's when
 // safe, else a new UUID), one JSON line per request with the route pattern, status, duration and
-// who asked, no secret in any line, and 5xx answers (page and JSON) that name the request id.
+// who asked, no secret in any line, and 500 answers (page and JSON) that name the request id.
 import assert from "node:assert/strict";
 import { createApiKey } from "../../utils/api_keys.ts";
 import { configureLog } from "../../utils/log.ts";
