@@ -8,6 +8,7 @@ import { refuseCrossSite } from "./middlewares/csrf.ts";
 import { notFound, onError } from "./middlewares/errors.ts";
 import { recordMetrics } from "./middlewares/metrics.ts";
 import { refuseNulInUrl } from "./middlewares/nul.ts";
+import { logRequests } from "./middlewares/request_log.ts";
 import { noStorePersonal, securityHeaders } from "./middlewares/security_headers.ts";
 import { loadSession } from "./middlewares/session.ts";
 import { errorPage, notFoundPage } from "./routes/_error.tsx";
@@ -65,7 +66,9 @@ export function createApp(deps: { sql: Sql; config: Config }): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const metrics = createMetrics(deps.sql);
 
-  // First: it times and counts every answer, the other middleware's refusals too.
+  // First: the request id and the request's log line, then the metrics, which time and count
+  // every answer, the other middleware's refusals too.
+  app.use(logRequests);
   app.use(recordMetrics(metrics));
   app.use(async (c, next) => {
     c.set("sql", deps.sql);

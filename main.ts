@@ -6,6 +6,7 @@ import { openDatabase } from "./db/database.ts";
 import { migrate } from "./db/migrate.ts";
 import { createApp } from "./app.ts";
 import { parseConfig } from "./utils/config.ts";
+import { configureLog, log } from "./utils/log.ts";
 import { survivePoolFault } from "./utils/errors.ts";
 import { loadPlans, readPlansFile } from "./utils/plans.ts";
 import { startScheduler } from "./utils/scheduler.ts";
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
   } catch (error) {
     fail((error as Error).message);
   }
+  configureLog({ format: config.logFormat });
   const plans = await readPlansFile(config.plansFile).catch((error) => fail(error.message));
 
   const database = await openDatabase(config.databaseUrl).catch((error) =>
@@ -72,12 +74,12 @@ async function main(): Promise<void> {
         : `cannot listen on ${config.host}:${config.port} (set HOST): ${error}`,
     );
   }
-  console.log(`Tally listening on ${config.appUrl} (port ${config.port})`);
-  console.log(`database: ${database.description}`);
-  console.log(`scheduler: ${scheduler}`);
+  log("info", `Tally listening on ${config.appUrl} (port ${config.port})`);
+  log("info", `database: ${database.description}`);
+  log("info", `scheduler: ${scheduler}`);
 
   const shutdown = async () => {
-    console.log("stopping");
+    log("info", "stopping");
     await server.shutdown();
     await sql.end({ timeout: 5 });
     await stopDatabase();

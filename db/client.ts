@@ -1,5 +1,6 @@
 // The one PostgreSQL client of the app (postgres.js), and how database errors are classified.
 import postgres from "postgres";
+import { log } from "../utils/log.ts";
 
 export type Sql = postgres.Sql<Record<string, never>>;
 
@@ -13,7 +14,9 @@ export function connect(url: string, options: { max?: number } = {}): Sql {
     // Warnings are the database telling the operator something (a daily batch that failed, a
     // degraded run: sql/credits_daily_run.sql); notices below that level are noise.
     onnotice: (notice) => {
-      if (notice.severity === "WARNING") console.warn(`database warning: ${notice.message}`);
+      if (notice.severity === "WARNING") {
+        log("warn", "database warning", { notice: notice.message });
+      }
     },
     // Seconds to get a connection ready (TCP, TLS, authentication). The default, 30 s, held
     // requests that long while the database was unreachable; this fails them fast with a 503.

@@ -22,9 +22,9 @@ export function notFound(pages: ErrorPages): NotFoundHandler<AppEnv> {
 
 export function onError(pages: ErrorPages): ErrorHandler<AppEnv> {
   return (error, c) => {
-    const http = toHttpError(error);
+    const http = toHttpError(error, c.var.requestId);
     for (const [name, value] of Object.entries(http.headers)) c.header(name, value);
     if (!isApi(c.req.path)) return pages.error(c, http);
-    return c.json(errorBody(http), http.status);
+    return c.json(errorBody(http, c.var.requestId), http.status);
   };
 }

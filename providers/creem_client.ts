@@ -9,6 +9,7 @@ import {
 } from "creem/models/errors";
 import type { Config } from "../utils/config.ts";
 import { HttpError } from "../utils/errors.ts";
+import { log } from "../utils/log.ts";
 
 const REQUEST_TIMEOUT_MS = 15_000;
 
@@ -56,7 +57,10 @@ export async function callCreem<T>(action: string, call: () => Promise<T>): Prom
     }
     if (error instanceof CreemError) {
       // The body is Creem's error text about Tally's request; it never echoes the API key.
-      console.error(`Creem refused ${action}: ${error.statusCode}: ${error.body.slice(0, 500)}`);
+      log("error", `Creem refused ${action}`, {
+        status: error.statusCode,
+        error: error.body.slice(0, 500),
+      });
       throw new HttpError(500, "internal", `the payment provider refused the request (${action})`);
     }
     throw error;

@@ -4,6 +4,7 @@
 import Stripe from "stripe";
 import type { Config } from "../utils/config.ts";
 import { HttpError } from "../utils/errors.ts";
+import { log } from "../utils/log.ts";
 
 const REQUEST_TIMEOUT_MS = 15_000;
 
@@ -66,7 +67,7 @@ export async function callStripe<T>(action: string, call: () => Promise<T>): Pro
         },
       );
     }
-    console.error(`Stripe refused ${action}: ${status} ${error.type}: ${error.message}`);
+    log("error", `Stripe refused ${action}`, { status, type: error.type, error: error.message });
     throw new HttpError(500, "internal", `the payment provider refused the request (${action})`);
   }
 }

@@ -57,6 +57,13 @@ export async function errorPage(c: Context<AppEnv>, error: HttpError): Promise<R
             ? "An unexpected error happened on our side. Nothing was changed; please try again."
             : error.message}
         </p>
+        {status >= 500 && c.var.requestId && (
+          <p>
+            <small>
+              Request id: <code>{c.var.requestId}</code>
+            </small>
+          </p>
+        )}
         <a href="/" role="button">Go to the home page</a>
       </article>
     ),

@@ -97,7 +97,7 @@ signup.post("/signup", async (c) => {
     const { userId, token } = await createAccount(c.var.sql, parsed.data, signupSource(c));
     setSessionCookie(c, userId, token);
   } catch (error) {
-    const http = toHttpError(error);
+    const http = toHttpError(error, c.var.requestId);
     if (http.code === "email_taken") {
       return show({ email: "An account with this email already exists. Log in instead?" }, 409);
     }

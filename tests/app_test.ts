@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { connect } from "../db/client.ts";
 import { createApp } from "../app.ts";
 import { ConfigError, parseConfig } from "../utils/config.ts";
+import { configureLog } from "../utils/log.ts";
 import {
   creemCheckout,
   creemEvent,
@@ -336,6 +337,7 @@ Deno.test("HOST is the bind address: default 0.0.0.0, an invalid one stops start
 
 Deno.test("a client that goes away mid-body costs no stack trace in the log, and its slot comes back", async () => {
   const logged: string[] = [];
+  const lines: string[] = [];
   const original = { error: console.error, warn: console.warn, log: console.log };
   const capture = (...args: unknown[]) => logged.push(args.map(String).join(" "));
   await withServer(async (server) => {
@@ -347,6 +349,7 @@ Deno.test("a client that goes away mid-body costs no stack trace in the log, and
       "/login",
     ];
     console.error = console.warn = console.log = capture;
+    const restoreLog = configureLog({ format: "json", write: (line) => lines.push(line) });
     try {
       const slow = await Promise.all(paths.map((path) =>
         trickle(
@@ -376,8 +379,15 @@ Deno.test("a client that goes away mid-body costs no stack trace in the log, and
       assert.equal(status, 401);
       await new Promise((r) => setTimeout(r, 300));
     } finally {
+      restoreLog();
       Object.assign(console, original);
     }
-    assert.deepEqual(logged, [], "the server logged something for clients that went away");
+    assert.deepEqual(logged, [], "the server wrote to the console for clients that went away");
+    // Each client that went away is its one request line (info, 400), with no error or stack.
+    const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.ok(entries.every((e) => e.msg === "request" && e.level === "info"), lines.join("\n"));
+    assert.ok(!lines.some((line) => line.includes("stack")), lines.join("\n"));
+    const cutOff = entries.filter((e) => e.status === 400 || e.status === 408);
+    assert.equal(cutOff.length, paths.length, lines.join("\n"));
   }, { ...WEBHOOK_ENV, BODY_READS_MAX: String(5) });
 });

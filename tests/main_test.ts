@@ -186,6 +186,17 @@ async function readUntil(
   return lines;
 }
 
+/** The messages of the server's JSON log lines (its stdout is a pipe, so LOG_FORMAT is json). */
+function messages(lines: string[]): string[] {
+  return lines.map((line) => {
+    try {
+      return String((JSON.parse(line) as { msg: unknown }).msg);
+    } catch {
+      return line;
+    }
+  });
+}
+
 Deno.test("a good start prints URL, database and scheduler, serves, survives lost connections, stops on SIGTERM", async () => {
   const db = await freshDatabase({ max: 1 });
   const port = closedPort();
@@ -206,8 +217,13 @@ Deno.test("a good start prints URL, database and scheduler, serves, survives los
     return s;
   });
   try {
-    const lines = await readUntil(stdout, (l) => l.some((x) => x.startsWith("scheduler:")), 90);
-    const printed = lines.join("\n");
+    const lines = await readUntil(
+      stdout,
+      (l) => messages(l).some((x) => x.startsWith("scheduler:")),
+      90,
+    );
+    for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), line);
+    const printed = messages(lines).join("\n");
     assert.match(printed, new RegExp(`Tally listening on http://127\\.0\\.0\\.1:${port}`));
     const database = new URL(db.url);
     assert.match(printed, new RegExp(`database: .*${database.pathname.slice(1)}`));
@@ -246,9 +262,9 @@ Deno.test("a good start prints URL, database and scheduler, serves, survives los
     child.kill("SIGTERM");
     const { code } = await status;
     assert.equal(code, 0);
-    const rest = await readUntil(stdout, (l) => l.includes("stopping"), 10)
+    const rest = await readUntil(stdout, (l) => messages(l).includes("stopping"), 10)
       .catch((): string[] => []);
-    assert.ok(rest.includes("stopping"), "it says it is stopping");
+    assert.ok(messages(rest).includes("stopping"), "it says it is stopping");
     assertNoSecret(await stderrText);
   } catch (error) {
     // What the server wrote to stderr says why it stopped (a start-up step, a port in use).

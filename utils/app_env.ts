@@ -18,5 +18,7 @@ export type AppEnv = {
     user: SessionUser | undefined;
     /** Set by requireApiKey on the /api/v1 routes; unset elsewhere. */
     apiKey: ApiKey;
+    /** Set first of all by middlewares/request_log.ts; sent back as X-Request-Id. */
+    requestId: string;
   };
 };

@@ -1,6 +1,7 @@
 // Settings (docs/configuration.md), read once from the environment and validated at start-up.
 // A bad value stops start-up with one line naming the variable; secrets are never echoed.
 import { z } from "zod";
+import { defaultLogFormat, type LogFormat } from "./log.ts";
 
 const optionalSecret = z.string().min(1).optional();
 
@@ -29,6 +30,7 @@ const EnvSchema = z.object({
   BODY_TIMEOUT_SECONDS: z.coerce.number().positive().max(3600).default(30),
   // How many request bodies are read at once; more answer 503 with Retry-After.
   BODY_READS_MAX: z.coerce.number().int().min(1).default(128),
+  LOG_FORMAT: z.enum(["json", "text"], "json or text").optional(),
 });
 
 export type Config = {
@@ -55,6 +57,8 @@ export type Config = {
   host: string;
   bodyTimeoutMs: number;
   maxBodyReads: number;
+  /** Unset: JSON unless standard output is a terminal (utils/log.ts). */
+  logFormat: LogFormat;
 };
 
 export class ConfigError extends Error {}
@@ -117,5 +121,6 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     host: e.HOST,
     bodyTimeoutMs: Math.round(e.BODY_TIMEOUT_SECONDS * 1000),
     maxBodyReads: e.BODY_READS_MAX,
+    logFormat: e.LOG_FORMAT ?? defaultLogFormat(),
   };
 }

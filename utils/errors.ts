@@ -1,6 +1,7 @@
 // Errors as typed values, and the one place where they become HTTP responses.
 import { z } from "zod";
 import { isTransient, sqlState } from "../db/client.ts";
+import { log } from "./log.ts";
 
 export type ErrorCode =
   | "invalid_request"
@@ -43,8 +44,11 @@ function describeZodError(error: z.ZodError): string {
   return field ? `${field}: ${issue.message}` : issue.message;
 }
 
-/** Maps anything thrown by a route to an HTTP error. Unknown errors are logged, not shown. */
-export function toHttpError(error: unknown): HttpError {
+/**
+ * Maps anything thrown by a route to an HTTP error. Unknown errors are logged (with the request id
+ * when the caller has one), not shown.
+ */
+export function toHttpError(error: unknown, requestId?: string): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof z.ZodError) {
     return new HttpError(400, "invalid_request", describeZodError(error));
@@ -90,12 +94,20 @@ export function toHttpError(error: unknown): HttpError {
       "Retry-After": "5",
     });
   }
-  console.error("unexpected error:", error);
+  log("error", "unexpected error", { requestId, error });
   return new HttpError(500, "internal", "internal error");
 }
 
-export function errorBody(error: HttpError): ErrorBody {
-  return { error: error.code, message: error.message };
+/**
+ * The JSON error body. A 500 names the request id in its message (the contract's body has only
+ * "error" and "message"), so that a report of it can be found in the logs; a 503 says what is
+ * unavailable already.
+ */
+export function errorBody(error: HttpError, requestId?: string): ErrorBody {
+  const message = error.status === 500 && requestId
+    ? `${error.message} (request ${requestId})`
+    : error.message;
+  return { error: error.code, message };
 }
 
 /**
@@ -108,5 +120,7 @@ export function errorBody(error: HttpError): ErrorBody {
 export function survivePoolFault(event: PromiseRejectionEvent): void {
   if (!isTransient(event.reason)) return;
   event.preventDefault();
-  console.error(`database connection lost (${sqlState(event.reason) ?? "network"}); reconnecting`);
+  log("warn", "database connection lost; reconnecting", {
+    sqlState: sqlState(event.reason) ?? "network",
+  });
 }

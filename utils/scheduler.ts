@@ -3,6 +3,7 @@
 // twice or concurrently, so a start that briefly overlaps an old scheduler does no harm.
 import type { Sql } from "../db/client.ts";
 import type { Config } from "./config.ts";
+import { log } from "./log.ts";
 
 export const DAILY_SCHEDULE = "0 2 * * *"; // 02:00; pg_cron and Deno.cron both read it in UTC
 export const DAILY_COMMAND = "CALL credits.run_daily()";
@@ -64,10 +65,9 @@ export async function unschedulePgCron(sql: Sql): Promise<void> {
     await sql`select cron.unschedule(jobid) from cron.job where jobname = ${PG_CRON_JOB}`;
   } catch (error) {
     // A leftover job only repeats an idempotent run; it is no reason to refuse to start.
-    console.warn(
-      `could not remove the pg_cron job ${PG_CRON_JOB}:`,
-      error instanceof Error ? error.message : error,
-    );
+    log("warn", `could not remove the pg_cron job ${PG_CRON_JOB}`, {
+      error: error instanceof Error ? error.message : String(error),
+    });
   }
 }
 
@@ -95,7 +95,9 @@ export async function startScheduler(
       await sql.unsafe(DAILY_COMMAND);
     } catch (error) {
       // The next day's run catches up: every grant it makes is keyed by its period.
-      console.error("daily run failed:", error instanceof Error ? error.message : error);
+      log("error", "daily run failed", {
+        error: error instanceof Error ? error.message : String(error),
+      });
     }
   });
   return "deno";

@@ -36,10 +36,10 @@ export function v1ErrorAnswer(error: Error, c: Context<AppEnv>): Response {
   } else if (error instanceof HTTPException && error.status === 400) {
     http = new HttpError(400, "invalid_json", "the request body is not valid JSON");
   } else {
-    http = toHttpError(error);
+    http = toHttpError(error, c.var.requestId);
   }
   for (const [name, value] of Object.entries(http.headers)) c.header(name, value);
-  return c.json(errorBody(http), http.status);
+  return c.json(errorBody(http, c.var.requestId), http.status);
 }
 
 /** A sub-app of /api/v1: OpenAPI routes, refused input and errors in the API's format. */

@@ -1,6 +1,7 @@
 // POST /api/checkout refusals: each has its status, code and message, and reaches no provider.
 import assert from "node:assert/strict";
 import { startCheckoutFixture } from "../../helpers/provider_standins.ts";
+import { configureLog } from "../../../utils/log.ts";
 import { Client } from "../../helpers/server.ts";
 
 type ErrorJson = { error: string; message: string };
@@ -100,9 +101,8 @@ Deno.test("a key the provider rejects: 500, logged without the key", async () =>
   const stripeKey = "sk_test_rejected_by_standin_42";
   const creemKey = "creem_test_rejected_by_standin_42";
   const fx = await startCheckoutFixture({ STRIPE_SECRET_KEY: stripeKey, CREEM_API_KEY: creemKey });
-  const logged: string[] = [];
-  const originalError = console.error;
-  console.error = (...args: unknown[]) => logged.push(args.map(String).join(" "));
+  const lines: string[] = [];
+  const restoreLog = configureLog({ format: "json", write: (line) => lines.push(line) });
   try {
     const { client } = await fx.signedIn();
     for (const priceId of ["price_pro_monthly", "prod_pro_monthly"]) {
@@ -112,12 +112,13 @@ Deno.test("a key the provider rejects: 500, logged without the key", async () =>
     }
     assert.equal(fx.stripe.requests.length, 1, "a refusal is not retried");
     assert.equal(fx.creem.requests.length, 1);
-    assert.equal(logged.length, 2, logged.join("\n"));
-    for (const line of logged) {
+    const logged = lines.filter((line) => /"msg":"(Stripe|Creem) refused/.test(line));
+    assert.equal(logged.length, 2, lines.join("\n"));
+    for (const line of lines) {
       assert.ok(!line.includes(stripeKey) && !line.includes(creemKey), line);
     }
   } finally {
-    console.error = originalError;
+    restoreLog();
     await fx.close();
   }
 });
