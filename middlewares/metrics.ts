@@ -2,7 +2,7 @@
 // never the raw path (no user, customer or event id becomes a label), and, for the consume and
 // webhook routes, by what they answered. Registered first, so it sees every answer, errors too.
 import type { Context, MiddlewareHandler } from "hono";
-import { matchedRoutes } from "hono/route";
+import { routePattern } from "../utils/route_pattern.ts";
 import type { AppEnv } from "../utils/app_env.ts";
 import type { Metrics, WebhookResult } from "../utils/metrics.ts";
 
@@ -15,18 +15,6 @@ const WEBHOOK_ROUTES = new Map([["/api/webhooks/stripe", "stripe"], [
   "creem",
 ]]);
 const WEBHOOK_RESULTS = new Set(["processed", "duplicate", "ignored", "failed"]);
-
-/**
- * The pattern of the handler that answered, or, when a middleware answered first (401, 413...),
- * of the handler the request was routed to; "unmatched" when no handler matched (a 404).
- * Middleware is registered for every method ("ALL"), handlers for theirs.
- */
-export function routePattern(c: Context): string {
-  const routes = matchedRoutes(c);
-  const answering = routes[c.req.routeIndex];
-  if (answering && answering.method !== "ALL") return answering.path;
-  return routes.find((route) => route.method !== "ALL")?.path ?? "unmatched";
-}
 
 async function answerField(response: Response, field: string): Promise<string | undefined> {
   try {
@@ -57,7 +45,7 @@ export function recordMetrics(metrics: Metrics): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const started = performance.now();
     await next();
-    const route = routePattern(c);
+    const route = routePattern(c) ?? "unmatched";
     const method = c.req.method;
     metrics.httpRequests.inc({ method, route, status: String(c.res.status) });
     metrics.httpDuration.observe({ method, route }, (performance.now() - started) / 1000);

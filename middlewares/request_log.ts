@@ -2,7 +2,7 @@
 // sends it back as X-Request-Id, and writes one line per request when it is answered: the route
 // pattern (never the raw path, which carries ids), status, duration and who asked.
 import type { Context, MiddlewareHandler } from "hono";
-import { matchedRoutes } from "hono/route";
+import { routePattern } from "../utils/route_pattern.ts";
 import type { AppEnv } from "../utils/app_env.ts";
 import { log, type LogLevel } from "../utils/log.ts";
 
@@ -11,16 +11,6 @@ const SAFE_REQUEST_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
 
 export function requestIdFrom(given: string | undefined): string {
   return given !== undefined && SAFE_REQUEST_ID.test(given) ? given : crypto.randomUUID();
-}
-
-/**
- * The pattern of the route that answers this URL ("/api/v1/customers/:externalId"), even when a
- * middleware answered first (401, 403); null when no route matches (a 404). Middlewares are
- * registered for every method, routes for theirs.
- */
-function routePatternOf(c: Context<AppEnv>): string | null {
-  const route = matchedRoutes(c).findLast((r) => r.method !== "ALL");
-  return route?.path ?? null;
 }
 
 function levelOf(status: number): LogLevel {
@@ -46,7 +36,7 @@ export const logRequests: MiddlewareHandler<AppEnv> = async (c, next) => {
     log(levelOf(status), "request", {
       requestId,
       method: c.req.method,
-      route: routePatternOf(c),
+      route: routePattern(c),
       status,
       durationMs: Math.round((performance.now() - started) * 10) / 10,
       userId: c.var.user?.id,
