@@ -1,7 +1,7 @@
 // Counts every request for GET /metrics (utils/metrics.ts): by the route pattern it was routed to,
 // never the raw path (no user, customer or event id becomes a label), and, for the consume and
 // webhook routes, by what they answered. Registered first, so it sees every answer, errors too.
-import type { Context, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { routePattern } from "../utils/route_pattern.ts";
 import type { AppEnv } from "../utils/app_env.ts";
 import type { Metrics, WebhookResult } from "../utils/metrics.ts";

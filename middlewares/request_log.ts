@@ -1,7 +1,7 @@
 // Gives every request an id (the caller's X-Request-Id when it is safe to echo, else a new UUID),
 // sends it back as X-Request-Id, and writes one line per request when it is answered: the route
 // pattern (never the raw path, which carries ids), status, duration and who asked.
-import type { Context, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { routePattern } from "../utils/route_pattern.ts";
 import type { AppEnv } from "../utils/app_env.ts";
 import { log, type LogLevel } from "../utils/log.ts";
