@@ -137,7 +137,7 @@ begin
    where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
      and (g.expires_at is null or g.expires_at > p_now);
   -- Held credits of reservations past their expiresAt are spendable again at once.
-  v_balance := v_balance + credits._due_holds(p_user_id, p_now);
+  v_balance := v_balance + credits._held(p_user_id, p_now, true);
   if v_balance = 0 and not exists (select 1 from credits.balances where user_id = p_user_id) then
     perform credits.raise_unknown_user(p_user_id);
   end if;

@@ -39,12 +39,7 @@ begin
     - (select coalesce(sum(g.remaining), 0) from credits.grants g
         where g.user_id = p_user_id and g.expired_at is null and g.remaining > 0
           and g.expires_at <= p_at and g.created_at <= p_at)
-    + (select coalesce(sum(h.amount), 0)
-         from credits.reservations r
-        cross join lateral jsonb_to_recordset(r.holds) as h ("grant" bigint, amount bigint)
-         join credits.grants g on g.user_id = r.user_id and g.id = h."grant"
-        where r.user_id = p_user_id and r.status = 'open' and r.expires_at <= p_at
-          and (g.expires_at is null or g.expires_at > p_at));
+    + credits._held(p_user_id, p_at, true);
 
   select coalesce(sum(h.amount), 0) into reserved
     from credits.reservations r

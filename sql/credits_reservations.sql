@@ -30,39 +30,29 @@ begin
 end
 $$;
 
--- credits.reserved(p_user_id, p_now) -> the credits held at p_now: holds of open reservations
---   whose expiresAt is later than p_now, on grants still live at p_now. Reads only. Errors none
---   (an unknown user holds 0).
-create function credits.reserved(p_user_id uuid, p_now timestamptz default now()) returns bigint
+-- credits._held(p_user_id, p_now, p_ended) -> what open reservations hold at p_now on grants still
+--   live at p_now: of those whose expiresAt has come (p_ended: spendable again, though the
+--   release is not recorded yet; credits.balance adds it) or not (the reserved credits). Reads
+--   only. Errors none (an unknown user holds 0).
+create function credits._held(p_user_id uuid, p_now timestamptz, p_ended boolean) returns bigint
 language plpgsql stable
 as $$
 begin
   return (
-  select coalesce(sum(h.amount), 0)::bigint
+    select coalesce(sum(h.amount), 0)::bigint
       from credits.reservations r
      cross join lateral jsonb_to_recordset(r.holds) as h ("grant" bigint, amount bigint)
       join credits.grants g on g.user_id = r.user_id and g.id = h."grant"
-     where r.user_id = p_user_id and r.status = 'open' and r.expires_at > p_now
+     where r.user_id = p_user_id and r.status = 'open' and (r.expires_at <= p_now) = p_ended
        and g.expired_at is null and (g.expires_at is null or g.expires_at > p_now));
 end
 $$;
 
--- credits._due_holds(p_user_id, p_now) -> the credits that open reservations past their expiresAt
---   still hold on grants live at p_now: spendable again, though the release is not yet recorded.
---   Reads only (credits.balance adds it).
-create function credits._due_holds(p_user_id uuid, p_now timestamptz) returns bigint
-language plpgsql stable
-as $$
-begin
-  return (
-  select coalesce(sum(h.amount), 0)::bigint
-      from credits.reservations r
-     cross join lateral jsonb_to_recordset(r.holds) as h ("grant" bigint, amount bigint)
-      join credits.grants g on g.user_id = r.user_id and g.id = h."grant"
-     where r.user_id = p_user_id and r.status = 'open' and r.expires_at <= p_now
-       and g.expired_at is null and (g.expires_at is null or g.expires_at > p_now));
-end
-$$;
+-- credits.reserved(p_user_id, p_now) -> the credits held at p_now: credits._held of the
+--   reservations whose expiresAt is later than p_now. Reads only.
+create function credits.reserved(p_user_id uuid, p_now timestamptz default now()) returns bigint
+language sql stable
+as $$ select credits._held(p_user_id, p_now, false) $$;
 
 -- credits._release_due_locked(p_user_ids, p_now)
 -- Inputs: users whose balance rows the caller has locked (null: every user, expire_due having
