@@ -108,6 +108,7 @@ Deno.test({
         "/billing",
         "/admin",
         `/admin/users/${me.id}`,
+        "/admin/api-keys",
         "/nope",
       ];
       for (const path of adminPages) {
